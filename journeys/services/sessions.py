@@ -1,0 +1,281 @@
+"""Session start, stage moves, idle closing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Subquery
+from django.utils import timezone
+
+from journeys import intelligence
+from journeys.hashing import keyed_hash, payload_hash
+from journeys.models import (
+    STAGE_ORDER,
+    IdempotencyConflict,
+    JourneySession,
+    PersonaChange,
+    Site,
+    StageTransition,
+    Touchpoint,
+    Visitor,
+)
+from journeys.selectors import path_rules_for
+from journeys.services.privacy import consent_apply
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    """What a client sends to start a session, validated by the API layer."""
+
+    session_id: str
+    visitor_id: str
+    device_type: str
+    device_screen: str = ""
+    device_fingerprint: str = ""
+    entry_point: Mapping = field(default_factory=dict)
+    utm: Mapping = field(default_factory=dict)
+    referrer: Mapping = field(default_factory=dict)
+    persona_type: str = ""
+    persona_confidence: float | None = None
+    intent_signals: Mapping[str, float] = field(default_factory=dict)
+    returning: bool | None = None
+    consent_personalization: bool | None = None
+    consent_cross_device: bool | None = None
+    metadata: Mapping = field(default_factory=dict)
+    raw: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionStartResult:
+    session: JourneySession
+    created: bool
+    conflict: bool
+
+
+def session_start(*, site: Site, data: SessionStart, now: datetime | None = None) -> SessionStartResult:
+    """Start a journey session, or return the existing one for a repeated ``session_id``.
+
+    Idempotent on ``(site, session_id)``: the first write wins; a repeat with the same
+    payload returns the stored session, a repeat with a different payload returns it too
+    and logs an :class:`IdempotencyConflict`. Two concurrent first writes are resolved by
+    the unique constraint: the loser reads the winner's row.
+    """
+    request_hash = payload_hash(data.raw)
+    existing = JourneySession.objects.filter(site=site, session_id=data.session_id).first()
+    if existing is None:
+        try:
+            return SessionStartResult(
+                _session_create(site=site, data=data, request_hash=request_hash, now=now), True, False
+            )
+        except IntegrityError:
+            existing = JourneySession.objects.get(site=site, session_id=data.session_id)
+    conflict = existing.request_hash != request_hash
+    if conflict:
+        IdempotencyConflict.objects.create(
+            site=site,
+            kind="session",
+            client_id=data.session_id,
+            stored_hash=existing.request_hash,
+            received_hash=request_hash,
+            received_payload=dict(data.raw),
+        )
+    return SessionStartResult(existing, False, conflict)
+
+
+@transaction.atomic
+def _session_create(*, site: Site, data: SessionStart, request_hash: str, now: datetime | None) -> JourneySession:
+    now = now or timezone.now()
+    visitor, _ = Visitor.objects.select_for_update().get_or_create(site=site, visitor_id=data.visitor_id)
+    if data.consent_personalization is not None or data.consent_cross_device is not None:
+        consent_apply(
+            visitor=visitor,
+            personalization=data.consent_personalization,
+            cross_device=data.consent_cross_device,
+            now=now,
+        )
+    returning = bool(data.returning) or visitor.session_count > 0
+    source = str(data.entry_point.get("source") or data.utm.get("utm_source") or "direct").strip().lower()
+    intent = dict(data.intent_signals)
+
+    if data.persona_type:
+        persona, confidence, persona_source = data.persona_type, data.persona_confidence, "client"
+        if confidence is None:
+            confidence = 0.5
+    else:
+        guess = intelligence.persona_from_signals(
+            device_type=data.device_type,
+            source=source,
+            campaign=str(data.entry_point.get("campaign") or data.utm.get("utm_campaign") or ""),
+            intent=intent,
+            returning=returning,
+        )
+        persona, confidence, persona_source = guess.persona, guess.confidence, "rules"
+
+    path = intelligence.path_choose(
+        path_rules_for(site.id), device_type=data.device_type, source=source, returning=returning
+    )
+    probability = intelligence.conversion_probability_prior(
+        stage="awareness", intent=intent, returning=returning, start=True
+    )
+    session = JourneySession.objects.create(
+        site=site,
+        visitor=visitor,
+        session_id=data.session_id,
+        persona_type=persona,
+        persona_confidence=confidence,
+        persona_source=persona_source,
+        device_type=data.device_type,
+        device_screen=data.device_screen,
+        device_fingerprint_hash=(
+            keyed_hash(data.device_fingerprint, purpose="fingerprint") if data.device_fingerprint else ""
+        ),
+        source=source,
+        returning=returning,
+        started_at=now,
+        last_activity_at=now,
+        current_stage="awareness",
+        max_stage="awareness",
+        journey_path=path,
+        conversion_probability=probability,
+        entry_point=dict(data.entry_point),
+        utm=dict(data.utm),
+        referrer=dict(data.referrer),
+        intent_signals=intent,
+        metadata=dict(data.metadata),
+        request_hash=request_hash,
+    )
+    StageTransition.objects.create(
+        session=session,
+        from_stage="",
+        to_stage="awareness",
+        trigger_event="session_start",
+        conversion_probability=probability,
+    )
+    if visitor.persona != persona:
+        PersonaChange.objects.create(
+            visitor=visitor,
+            session=session,
+            from_persona=visitor.persona,
+            to_persona=persona,
+            confidence=confidence,
+            source=persona_source,
+        )
+    visitor.persona = persona
+    visitor.persona_confidence = confidence
+    visitor.session_count = F("session_count") + 1
+    visitor.save(update_fields=["persona", "persona_confidence", "session_count", "last_seen_at"])
+    return session
+
+
+def journey_state(session: JourneySession) -> dict:
+    """The ``journey_state`` object of the API answers."""
+    return {
+        "current_stage": session.current_stage,
+        "journey_path": session.journey_path,
+        "conversion_probability": session.conversion_probability,
+        "persona": {"type": session.persona_type, "confidence": session.persona_confidence},
+        "next_best_action": intelligence.next_best_action(
+            intent=session.intent_signals,
+            stage=session.current_stage,
+            conversion_probability=session.conversion_probability,
+        ),
+    }
+
+
+@transaction.atomic
+def stage_advance(
+    *,
+    session: JourneySession,
+    to: str,
+    trigger: str = "",
+    engagement: Mapping | None = None,
+    context: Mapping | None = None,
+    now: datetime | None = None,
+) -> JourneySession:
+    """Move a session to any of the five stages and record the transition.
+
+    Locks the session row, so two concurrent updates of one session serialize. Moving
+    to the stage the session is in is recorded too (the client said it happened).
+    """
+    now = now or timezone.now()
+    session = JourneySession.objects.select_for_update().get(pk=session.pk)
+    engagement = dict(engagement or {})
+    score = engagement.get("engagement_score")
+    probability = intelligence.conversion_probability_prior(
+        stage=to,
+        intent=session.intent_signals,
+        returning=session.returning,
+        engagement_score=score,
+        start=False,
+    )
+    StageTransition.objects.create(
+        session=session,
+        from_stage=session.current_stage,
+        to_stage=to,
+        trigger_event=trigger,
+        engagement=engagement,
+        context=dict(context or {}),
+        conversion_probability=probability,
+    )
+    session.current_stage = to
+    if STAGE_ORDER[to] > STAGE_ORDER[session.max_stage]:
+        session.max_stage = to
+    session.conversion_probability = probability
+    if engagement:
+        session.engagement = {**session.engagement, **engagement}
+    session.last_activity_at = max(session.last_activity_at, now)
+    session.save(
+        update_fields=[
+            "current_stage",
+            "max_stage",
+            "conversion_probability",
+            "engagement",
+            "last_activity_at",
+            "updated_at",
+        ]
+    )
+    return session
+
+
+def sessions_close_idle(*, now: datetime | None = None, idle_minutes: int, batch_size: int = 5000) -> int:
+    """Close sessions idle for ``idle_minutes``: end time, session time, exit point.
+
+    One UPDATE per batch; safe to run twice (a closed session is not selected again).
+    The exit point is the last touchpoint's page, or the stage when there is none.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(minutes=idle_minutes)
+    closed = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                JourneySession.objects.filter(ended_at__isnull=True, last_activity_at__lt=cutoff)
+                .order_by("last_activity_at")
+                .values_list("pk", flat=True)[:batch_size]
+                .select_for_update(skip_locked=True)
+            )
+            if not ids:
+                return closed
+            last_touch = Touchpoint.objects.filter(session_id=OuterRef("pk")).order_by("-sequence")
+            sessions = JourneySession.objects.filter(pk__in=ids).annotate(
+                last_url=Subquery(last_touch.values("page_url")[:1]),
+                last_type=Subquery(last_touch.values("type")[:1]),
+            )
+            updates = []
+            for session in sessions:
+                session.ended_at = session.last_activity_at
+                session.total_session_time = max(
+                    0, int((session.last_activity_at - session.started_at).total_seconds())
+                )
+                session.exit_point = {
+                    "reason": "idle",
+                    "stage": session.current_stage,
+                    "page_url": session.last_url or "",
+                    "touchpoint_type": session.last_type or "",
+                }
+                updates.append(session)
+            JourneySession.objects.bulk_update(updates, ["ended_at", "total_session_time", "exit_point"])
+            closed += len(updates)

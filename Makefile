@@ -1,0 +1,37 @@
+# The commands the README names. Each installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
+
+.PHONY: run test bench lint check lock
+
+$(STAMP): requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+## run: migrate, create the demo site and admin login, simulate traffic, serve on 127.0.0.1:8000 with worker and beat
+run: $(STAMP)
+	$(PY) manage.py launch
+
+## test: the whole test suite on real PostgreSQL and Redis (embedded ones when DATABASE_URL/REDIS_URL are unset)
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: the budgets of PRODUCT.md section 9, written to bench-results/
+bench: $(STAMP)
+	$(PY) manage.py bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check: $(STAMP)
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+## lock: re-pin dependencies after editing pyproject.toml
+lock:
+	uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11

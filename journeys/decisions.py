@@ -1,20 +1,35 @@
-"""The ``decision`` block of session answers until the decision engine takes over.
+"""The ``decision`` block of session answers.
 
-It holds what the journey domain knows by itself: layout hints and the next best
-action. The personalization app replaces :func:`decision_for` with the full engine.
+The journey domain knows layout hints and the next best action by itself; the full
+decision engine lives in the personalization app, which depends on this one. It
+registers itself here at start-up (``PersonalizationConfig.ready``), so the journey
+API can answer with a real decision without importing the app above it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from journeys import intelligence
 from journeys.models import JourneySession
 
+DecisionEngine = Callable[..., dict]
+_engine: DecisionEngine | None = None
 
-def decision_for(session: JourneySession) -> dict:
+
+def register_engine(engine: DecisionEngine) -> None:
+    global _engine
+    _engine = engine
+
+
+def decision_for(session: JourneySession, slots: Sequence[str] | None = None) -> dict:
+    if _engine is not None:
+        return _engine(session=session, slots=slots, strict=False)
     return {
         "session_id": session.session_id,
         "slots": {},
         "scarcity": [],
+        "recommendations": [],
         "layout_hints": intelligence.layout_hints(device_type=session.device_type, stage=session.current_stage),
         "next_best_action": intelligence.next_best_action(
             intent=session.intent_signals,

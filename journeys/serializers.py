@@ -2,9 +2,57 @@
 
 from __future__ import annotations
 
-from rest_framework import serializers
+from typing import Any
+
+from rest_framework import exceptions, serializers
+from rest_framework.parsers import JSONParser
 
 from journeys.models import DeviceType, IdentifyMethod, Stage
+
+UNSTORABLE_TEXT = "Text must not contain NUL characters or unpaired surrogates."
+
+
+def _unstorable_path(value: Any, path: tuple = ()) -> tuple | None:
+    """Path of the first string PostgreSQL cannot store (NUL, lone surrogate), or None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable_path(key, (*path, key))
+            if found is None:
+                found = _unstorable_path(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable_path(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+class StorableJSONParser(JSONParser):
+    """JSON whose strings PostgreSQL can store; anything else is a 400 naming the top-level field.
+
+    Without this a NUL character or an unpaired surrogate inside a free-form object
+    (``entry_point``, ``context``, ``product``) would reach the database and fail there.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        path = _unstorable_path(data)
+        if path is None:
+            return data
+        field = path[0] if path else None
+        if not isinstance(field, str) or _unstorable_path(field) is not None:
+            raise exceptions.ParseError(UNSTORABLE_TEXT)
+        raise exceptions.ValidationError({field: [UNSTORABLE_TEXT]})
 
 
 class StrictSerializer(serializers.Serializer):
@@ -57,6 +105,9 @@ class SessionStartIn(StrictSerializer):
     returning = serializers.BooleanField(required=False, allow_null=True, default=None)
     consent = ConsentIn(required=False, allow_null=True, default=None)
     metadata = serializers.DictField(required=False, default=dict)
+    slots = serializers.ListField(
+        child=serializers.SlugField(max_length=50), required=False, allow_null=True, default=None, max_length=50
+    )
 
     def validate_entry_point(self, value):
         source = value.get("source")

@@ -24,6 +24,12 @@ def _fresh_cache_and_eager_tasks():
     VersionedCache.clear_all()
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Staff users are made in many tests; the production hasher would cost most of their time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def site(db):
     return site_create(name="Shop", domain="shop.example")
@@ -64,3 +70,21 @@ def staff_api(site, staff_user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_X_SITE_KEY=site.public_key)
     return client
+
+
+@pytest.fixture
+def staff_client_for(staff_user):
+    """``staff_client_for(site)``: a staff token client naming ``site`` (or no site, with None)."""
+    from rest_framework.authtoken.models import Token
+
+    token, _ = Token.objects.get_or_create(user=staff_user)
+
+    def make(site) -> APIClient:
+        client = APIClient()
+        headers = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
+        if site is not None:
+            headers["HTTP_X_SITE_KEY"] = site.public_key
+        client.credentials(**headers)
+        return client
+
+    return make

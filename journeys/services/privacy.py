@@ -98,10 +98,18 @@ def identify(*, session: JourneySession, identifier: str, method: str) -> Unifie
     link, _ = CrossDeviceLink.objects.get_or_create(
         site_id=session.site_id, identifier_hash=identifier_hash, defaults={"method": method}
     )
+    # Identified before under another identifier: that unified journey loses these sessions.
+    previous = set(
+        visitor.sessions.exclude(cross_device_link=None)
+        .exclude(cross_device_link=link)
+        .values_list("cross_device_link_id", flat=True)
+    )
     JourneySession.objects.filter(visitor=visitor).update(cross_device_link=link)
     visitor.user_key = identifier_hash
     visitor.save(update_fields=["user_key"])
     _refresh_device_sequence(link)
+    for stale in CrossDeviceLink.objects.filter(pk__in=previous):
+        _refresh_device_sequence(stale)
     session_ids = list(link.sessions.order_by("started_at", "pk").values_list("session_id", flat=True))
     return UnifiedJourney(link=link, session_ids=session_ids)
 

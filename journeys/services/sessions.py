@@ -80,9 +80,18 @@ def session_start(*, site: Site, data: SessionStart, now: datetime | None = None
             client_id=data.session_id,
             stored_hash=existing.request_hash,
             received_hash=request_hash,
-            received_payload=dict(data.raw),
+            received_payload=_without_raw_fingerprint(data.raw),
         )
     return SessionStartResult(existing, False, conflict)
+
+
+def _without_raw_fingerprint(raw: Mapping) -> dict:
+    """The request as logged: a fingerprint is kept only as its keyed hash (PRODUCT.md section 8)."""
+    payload = dict(raw)
+    device = payload.get("device")
+    if isinstance(device, Mapping) and device.get("fingerprint"):
+        payload["device"] = {**device, "fingerprint": keyed_hash(str(device["fingerprint"]), purpose="fingerprint")}
+    return payload
 
 
 @transaction.atomic

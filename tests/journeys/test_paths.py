@@ -1,18 +1,7 @@
 import pytest
 
 from journeys.models import JourneySession, StageTransition
-
-
-def start(api, session_id, *, device="mobile", source="tiktok", returning=None, visitor_id=None):
-    body = {
-        "session_id": session_id,
-        "visitor_id": visitor_id or f"v-{session_id}",
-        "device": {"type": device},
-        "entry_point": {"source": source},
-    }
-    if returning is not None:
-        body["returning"] = returning
-    return api.post("/api/v1/sessions", body, format="json")
+from tests.journeys.helpers import start
 
 
 @pytest.mark.django_db

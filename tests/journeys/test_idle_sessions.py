@@ -1,0 +1,216 @@
+"""Closing idle sessions: the service, the Celery task run eagerly, and the task on a real worker."""
+
+import os
+import subprocess
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from config.celery import app as celery_app
+from journeys.models import JourneySession
+from journeys.services.sessions import sessions_close_idle
+from journeys.tasks import close_idle_sessions_task
+from tests.journeys.helpers import JourneySessionFactory, TouchpointFactory
+
+IDLE_MINUTES = 30
+
+
+@pytest.fixture
+def now():
+    return timezone.now().replace(microsecond=0)
+
+
+@pytest.fixture
+def idle_with_touchpoints(site, now):
+    """Started 3 h ago, last active 2 h ago in consideration, last touchpoint a click on the checkout page."""
+    session = JourneySessionFactory(
+        site=site,
+        session_id="s-idle",
+        started_at=now - timedelta(hours=3),
+        last_activity_at=now - timedelta(hours=2),
+        current_stage="consideration",
+    )
+    TouchpointFactory(session=session, sequence=1, type="page_view", page_url="https://shop.example/p/1")
+    TouchpointFactory(session=session, sequence=2, type="click", page_url="https://shop.example/checkout")
+    return session
+
+
+def state(session_id):
+    return JourneySession.objects.values().get(session_id=session_id)
+
+
+@pytest.mark.django_db
+def test_only_sessions_idle_longer_than_the_limit_are_closed(site, now, idle_with_touchpoints):
+    JourneySessionFactory(
+        site=site,
+        session_id="s-quiet",
+        started_at=now - timedelta(hours=2),
+        last_activity_at=now - timedelta(minutes=90),
+    )
+    JourneySessionFactory(site=site, session_id="s-active", last_activity_at=now - timedelta(minutes=10))
+    JourneySessionFactory(site=site, session_id="s-edge", last_activity_at=now - timedelta(minutes=IDLE_MINUTES))
+    untouched = {session_id: state(session_id) for session_id in ("s-active", "s-edge")}
+
+    closed = sessions_close_idle(now=now, idle_minutes=IDLE_MINUTES)
+
+    assert closed == 2
+    idle = JourneySession.objects.get(session_id="s-idle")
+    assert idle.ended_at == now - timedelta(hours=2)
+    assert idle.ended_at == idle.last_activity_at
+    assert idle.total_session_time == 3600
+    assert idle.exit_point == {
+        "reason": "idle",
+        "stage": "consideration",
+        "page_url": "https://shop.example/checkout",
+        "touchpoint_type": "click",
+    }
+    quiet = JourneySession.objects.get(session_id="s-quiet")
+    assert (quiet.ended_at, quiet.total_session_time) == (now - timedelta(minutes=90), 1800)
+    assert quiet.exit_point == {"reason": "idle", "stage": "awareness", "page_url": "", "touchpoint_type": ""}
+    assert {session_id: state(session_id) for session_id in untouched} == untouched
+
+
+@pytest.mark.django_db
+def test_closing_twice_changes_nothing_the_second_time(site, now, idle_with_touchpoints):
+    sessions_close_idle(now=now, idle_minutes=IDLE_MINUTES)
+    after_first = list(JourneySession.objects.order_by("pk").values())
+
+    closed = sessions_close_idle(now=now + timedelta(hours=1), idle_minutes=IDLE_MINUTES)
+
+    assert closed == 0
+    assert list(JourneySession.objects.order_by("pk").values()) == after_first
+
+
+@pytest.mark.django_db
+def test_a_closed_session_is_not_closed_again(site, now):
+    ended = now - timedelta(hours=5)
+    JourneySessionFactory(
+        site=site,
+        session_id="s-done",
+        started_at=now - timedelta(hours=6),
+        last_activity_at=ended,
+        ended_at=ended,
+        total_session_time=42,
+        exit_point={"reason": "manual"},
+    )
+    before = state("s-done")
+
+    closed = sessions_close_idle(now=now, idle_minutes=IDLE_MINUTES)
+
+    assert closed == 0
+    assert state("s-done") == before
+
+
+@pytest.mark.django_db
+def test_small_batches_close_every_idle_session(site, now):
+    for index in range(5):
+        JourneySessionFactory(
+            site=site, session_id=f"s-{index}", last_activity_at=now - timedelta(hours=1, minutes=index)
+        )
+
+    closed = sessions_close_idle(now=now, idle_minutes=IDLE_MINUTES, batch_size=2)
+
+    assert closed == 5
+    assert JourneySession.objects.filter(ended_at=None).count() == 0
+
+
+@pytest.mark.django_db
+def test_celery_task_closes_idle_sessions_when_run_eagerly(site, idle_with_touchpoints):
+    JourneySessionFactory(site=site, session_id="s-active", last_activity_at=timezone.now())
+
+    result = close_idle_sessions_task.delay()
+
+    assert result.get() == 1
+    assert dict(JourneySession.objects.values_list("session_id", "ended_at")) == {
+        "s-idle": idle_with_touchpoints.last_activity_at,
+        "s-active": None,
+    }
+
+
+def database_url_of_the_test_database() -> str:
+    db = connection.settings_dict
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    host = quote(db["HOST"] or "", safe="")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{credentials}@{host}{port}/{quote(db['NAME'], safe='')}"
+
+
+def wait_for(condition, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_real_worker_closes_idle_sessions_from_the_broker(site, tmp_path):
+    # given: an idle and an active session, committed so the worker process sees them
+    now = timezone.now()
+    idle = JourneySessionFactory(
+        site=site, session_id="s-idle", started_at=now - timedelta(hours=3), last_activity_at=now - timedelta(hours=2)
+    )
+    JourneySessionFactory(site=site, session_id="s-active", last_activity_at=now)
+    # A queue of this run only, so a worker of a concurrent test run on the same broker cannot take the task.
+    queue = f"journeys-test-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, "DATABASE_URL": database_url_of_the_test_database(), "REDIS_URL": settings.REDIS_URL}
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    env.pop("CELERY_BROKER_URL", None)
+    log_path = tmp_path / "worker.log"
+    base_dir = Path(settings.BASE_DIR)
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [
+                str(base_dir / ".venv" / "bin" / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "-Q",
+                queue,
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
+            cwd=base_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        ready = wait_for(lambda: worker.poll() is not None or b" ready." in log_path.read_bytes(), timeout=60)
+        assert ready and worker.poll() is None, log_path.read_text()
+
+        # when: the task goes through the real broker
+        celery_app.conf.task_always_eager = False
+        close_idle_sessions_task.apply_async(queue=queue)
+
+        # then: the worker closed the idle session and only that one
+        closed = wait_for(lambda: JourneySession.objects.filter(pk=idle.pk, ended_at__isnull=False).exists(), 60)
+        assert closed, log_path.read_text()
+    finally:
+        celery_app.conf.task_always_eager = True
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    assert dict(JourneySession.objects.values_list("session_id", "ended_at")) == {
+        "s-idle": idle.last_activity_at,
+        "s-active": None,
+    }
+    assert JourneySession.objects.get(pk=idle.pk).total_session_time == 3600

@@ -12,7 +12,12 @@
 | CELERY_TASK_ALWAYS_EAGER | ``false`` | run tasks inline (tests only) |
 | SESSION_IDLE_MINUTES | ``30`` | a session without activity this long is closed |
 | TOUCHPOINT_RETENTION_DAYS | ``395`` | raw touchpoints older than this are purged |
+| OPTIMIZER_CADENCE_MINUTES | ``5`` | the experiment optimizer runs, and windows its proposals, this often |
 | DB_CONN_MAX_AGE | ``60`` | seconds a database connection is reused |
+| SCARCITY_EVIDENCE_SECONDS | ``60`` | the scarcity evidence worker recounts every rule's numbers this often |
+| SCARCITY_MONITOR_MINUTES | ``5`` | the scarcity monitor and the sensitivity learner run this often |
+| SCARCITY_STOCK_STILL_HOURS | ``24`` | a low-stock cue shown this long while the stock never moved is flagged |
+| SCARCITY_RELAUNCH_COOLDOWN_DAYS | ``30`` | cooldown after an offer's end for offers that no scarcity rule names |
 """
 
 from __future__ import annotations
@@ -189,10 +194,34 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = TIME_ZONE
+# The experiment optimizer's cadence: one pass, and at most one bandit reweight, per window.
+OPTIMIZER_CADENCE_MINUTES = int(os.environ.get("OPTIMIZER_CADENCE_MINUTES", "5"))
+# Scarcity (PRODUCT.md section 6): counters refreshed at least every minute; the monitor's
+# "stock never moved" period; the relaunch cooldown of offers no rule names.
+SCARCITY_EVIDENCE_SECONDS = int(os.environ.get("SCARCITY_EVIDENCE_SECONDS", "60"))
+SCARCITY_MONITOR_MINUTES = int(os.environ.get("SCARCITY_MONITOR_MINUTES", "5"))
+SCARCITY_STOCK_STILL_HOURS = float(os.environ.get("SCARCITY_STOCK_STILL_HOURS", "24"))
+SCARCITY_RELAUNCH_COOLDOWN_DAYS = int(os.environ.get("SCARCITY_RELAUNCH_COOLDOWN_DAYS", "30"))
 CELERY_BEAT_SCHEDULE = {
     "close-idle-sessions": {
         "task": "journeys.tasks.close_idle_sessions_task",
         "schedule": 60.0,
+    },
+    "optimize-experiments": {
+        "task": "personalization.tasks.optimize_experiments_task",
+        "schedule": OPTIMIZER_CADENCE_MINUTES * 60.0,
+    },
+    "scarcity-evidence": {
+        "task": "personalization.tasks.scarcity_evidence_task",
+        "schedule": float(SCARCITY_EVIDENCE_SECONDS),
+    },
+    "scarcity-monitor": {
+        "task": "personalization.tasks.scarcity_monitor_task",
+        "schedule": SCARCITY_MONITOR_MINUTES * 60.0,
+    },
+    "scarcity-sensitivity": {
+        "task": "personalization.tasks.scarcity_sensitivity_task",
+        "schedule": SCARCITY_MONITOR_MINUTES * 60.0,
     },
 }
 

@@ -13,10 +13,12 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from journeys.models import DeviceType, JourneyPath, JourneySession, Site, Stage, Visitor
+from personalization.cue_text import template_errors
 
 
 class Status(models.TextChoices):
@@ -344,3 +346,189 @@ class OptimizationProposal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key}: {self.kind} ({self.status})"
+
+
+# Scarcity and urgency (PRODUCT.md section 6)
+
+
+class TriggerType(models.TextChoices):
+    SOCIAL_PROOF_VIEWS = "social_proof_views"
+    SOCIAL_PROOF_PURCHASES = "social_proof_purchases"
+    LOW_STOCK = "low_stock"
+    OFFER_DEADLINE = "offer_deadline"
+    FLASH_SALE = "flash_sale"
+    EXCLUSIVITY = "exclusivity"
+
+
+class Intensity(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class CueTiming(models.TextChoices):
+    """The earliest stage at which a cue appears (it never appears after ``decision``)."""
+
+    IMMEDIATE = "immediate"
+    CONSIDERATION = "consideration"
+    DECISION = "decision"
+
+
+class ScarcityRule(Approvable):
+    """An urgency cue that is shown only while the claim in its text is true.
+
+    The wording is an approved template whose numbers come from placeholders filled in
+    at display time (``{count}``, ``{stock}``, ``{ends_at}``, ``{window}``, ``{offer}``);
+    the template itself may hold no digits. Empty targeting lists mean "any". A
+    ``threshold`` or ``window_minutes`` left empty takes the trigger's default
+    (``personalization.services.scarcity.DEFAULTS``).
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="scarcity_rules")
+    key = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    trigger_type = models.CharField(max_length=30, choices=TriggerType.choices)
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="scarcity_rules")
+    threshold = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Views/purchases needed, or the stock at or under which it shows."
+    )
+    window_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Views: counting window. Low stock: a restock due within it blocks the cue. "
+        "Deadline: shown only this close to the end. Flash sale: longest sale that counts as a flash sale.",
+    )
+    minimum_count = models.PositiveIntegerField(default=1, help_text="Social proof is never shown below this count.")
+    staleness_seconds = models.PositiveIntegerField(default=300, help_text="Evidence older than this shows no cue.")
+    message_template = models.CharField(max_length=200)
+    target_stages = ArrayField(models.CharField(max_length=20, choices=Stage.choices), default=list, blank=True)
+    target_paths = ArrayField(models.CharField(max_length=50, choices=JourneyPath.choices), default=list, blank=True)
+    target_personas = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    min_scarcity_sensitivity = models.FloatField(default=0.0)
+    intensity = models.CharField(max_length=10, choices=Intensity.choices, default=Intensity.MEDIUM)
+    timing = models.CharField(max_length=15, choices=CueTiming.choices, default=CueTiming.IMMEDIATE)
+    holdout_share = models.FloatField(default=0.1, help_text="Share of eligible sessions that never see it.")
+    relaunch_cooldown_days = models.PositiveIntegerField(
+        default=30, help_text="After the offer ends, relaunching the same or better terms is refused this long."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "key"], name="scarcity_rule_key_unique_per_site"),
+            models.CheckConstraint(
+                condition=Q(holdout_share__gte=0) & Q(holdout_share__lt=1), name="scarcity_rule_holdout_share"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_scarcity_sensitivity__gte=0) & Q(min_scarcity_sensitivity__lte=1),
+                name="scarcity_rule_min_sensitivity_0_1",
+            ),
+            models.CheckConstraint(condition=Q(staleness_seconds__gt=0), name="scarcity_rule_staleness_positive"),
+            models.CheckConstraint(condition=Q(minimum_count__gte=1), name="scarcity_rule_minimum_count_positive"),
+            models.CheckConstraint(
+                condition=Q(trigger_type__in=TriggerType.values), name="scarcity_rule_trigger_type_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def clean(self) -> None:
+        errors = {}
+        if self.offer_id and self.site_id and self.offer.site_id != self.site_id:
+            errors["offer"] = "The offer belongs to another site."
+        if self.trigger_type and self.message_template:
+            problems = template_errors(self.trigger_type, self.message_template)
+            if problems:
+                errors["message_template"] = problems
+        if errors:
+            raise ValidationError(errors)
+
+
+class RuleEvidence(models.Model):
+    """The latest numbers behind a rule's claim, as the evidence worker measured them.
+
+    ``measured_at`` is when the facts were true (the stock report's time for stock,
+    the count's time for counts); ``computed_at`` is when the worker copied them. The
+    same document is cached in Redis for the decision path.
+    """
+
+    rule = models.OneToOneField(ScarcityRule, on_delete=models.CASCADE, related_name="evidence")
+    rule_version = models.PositiveIntegerField()
+    values = models.JSONField(default=dict)
+    measured_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}: {self.values}"
+
+
+class HoldoutMembership(models.Model):
+    """Whether an eligible session is in a rule's holdout: decided once, then sticky."""
+
+    rule = models.ForeignKey(ScarcityRule, on_delete=models.CASCADE, related_name="holdout_memberships")
+    session = models.ForeignKey(JourneySession, on_delete=models.CASCADE, related_name="scarcity_holdouts")
+    in_holdout = models.BooleanField()
+    bucket = models.FloatField()
+    assigned_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "session"], name="holdout_once_per_rule_session")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}/{self.session_id}: {'holdout' if self.in_holdout else 'exposed'}"
+
+
+class ClaimLedger(models.Model):
+    """Every urgency cue shown: the exact text and the evidence it stood on."""
+
+    session = models.ForeignKey(JourneySession, on_delete=models.CASCADE, related_name="claims")
+    rule = models.ForeignKey(ScarcityRule, on_delete=models.PROTECT, related_name="claims")
+    rule_version = models.PositiveIntegerField()
+    trigger_type = models.CharField(max_length=30, choices=TriggerType.choices)
+    text = models.CharField(max_length=300)
+    evidence = models.JSONField(default=dict)
+    evidence_measured_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="A countdown's absolute end.")
+    shown_at = models.DateTimeField()
+    scored_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the visitor's response was learned into their sensitivity."
+    )
+
+    class Meta:
+        ordering = ["-shown_at", "-id"]
+        indexes = [
+            models.Index(fields=["rule", "shown_at"], name="claim_rule_shown"),
+            models.Index(fields=["session", "shown_at"], name="claim_session_shown"),
+            models.Index(fields=["shown_at"], name="claim_unscored", condition=Q(scored_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}: {self.text}"
+
+
+class MonitorFlagKind(models.TextChoices):
+    STOCK_NEVER_MOVED = "stock_never_moved"
+    COUNTDOWN_AFTER_END = "countdown_after_end"
+
+
+class MonitorFlag(models.Model):
+    """Something the scarcity monitor wants a person to look at; one open flag per rule and kind."""
+
+    rule = models.ForeignKey(ScarcityRule, on_delete=models.CASCADE, related_name="monitor_flags")
+    kind = models.CharField(max_length=30, choices=MonitorFlagKind.choices)
+    details = models.JSONField(default=dict)
+    raised_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    resolved = models.BooleanField(default=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["resolved", "-raised_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "kind"], condition=Q(resolved=False), name="monitor_flag_one_open_per_rule_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}: {self.kind}{' (resolved)' if self.resolved else ''}"

@@ -2,8 +2,19 @@
 
 from journeys.roles import ROLE_PERMISSIONS
 
-AUTHORED = ("offer", "slot", "contentvariant", "experiment", "experimentarm")
-RECORDS = ("assignment", "exposure", "personalizationrecord", "approvalrequest", "auditlog", "optimizationproposal")
+AUTHORED = ("offer", "slot", "contentvariant", "experiment", "experimentarm", "scarcityrule")
+RECORDS = (
+    "assignment",
+    "exposure",
+    "personalizationrecord",
+    "approvalrequest",
+    "auditlog",
+    "optimizationproposal",
+    "ruleevidence",
+    "holdoutmembership",
+    "claimledger",
+    "monitorflag",
+)
 
 ROLE_PERMISSIONS["Marketers"].update(
     {f"personalization.{model}": ("view", "add", "change") for model in AUTHORED}
@@ -14,6 +25,8 @@ ROLE_PERMISSIONS["Approvers"].update(
     | {
         "personalization.approvalrequest": ("view", "change"),
         "personalization.optimizationproposal": ("view", "change"),
+        # resolving a monitor flag after looking into it
+        "personalization.monitorflag": ("view", "change"),
     }
 )
 ROLE_PERMISSIONS["Analysts"].update({f"personalization.{model}": ("view",) for model in AUTHORED + RECORDS})

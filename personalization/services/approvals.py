@@ -24,8 +24,10 @@ from personalization.models import (
     AuditLog,
     ContentVariant,
     Experiment,
+    ExperimentArm,
     Offer,
     RequestStatus,
+    ScarcityRule,
     Status,
 )
 
@@ -51,12 +53,14 @@ class NotPending(ApprovalError):
     code = "not_pending"
 
 
+# Facts about the world rather than approved content: they change without a new version.
+LIVE_DATA_FIELDS = ("stock_remaining", "stock_updated_at", "restock_at")
+_NOT_CONTENT = ["id", "status", "version", "published", "published_version", "created_by", "created_at", "updated_at"]
+
+
 def snapshot(obj) -> dict:
     """The content of an object's current version, JSON-ready."""
-    data = model_to_dict(
-        obj,
-        exclude=["id", "status", "version", "published", "published_version", "created_by", "created_at", "updated_at"],
-    )
+    data = model_to_dict(obj, exclude=[*_NOT_CONTENT, *LIVE_DATA_FIELDS])
     if isinstance(obj, Experiment):
         data["arms"] = [
             {"variant": arm.variant_id, "is_control": arm.is_control, "weight": arm.weight, "is_paused": arm.is_paused}
@@ -119,7 +123,16 @@ def approval_submit(*, obj, requester) -> ApprovalRequest:
 def approval_decide(
     *, request: ApprovalRequest, decider, approve: bool, comment: str = "", checklist: dict | None = None
 ) -> ApprovalRequest:
-    """Approve or reject a pending request. Refusals raise and change nothing."""
+    """Approve or reject a pending request. Refusals raise and change nothing.
+
+    Optimizer proposals are not versioned objects: their requests are decided by
+    :func:`personalization.services.optimizer.proposal_decide`, under the same rules.
+    """
+    if request.content_type.model == "optimizationproposal":
+        from personalization.services.optimizer import proposal_decide
+
+        proposal_decide(proposal=request.target, decider=decider, approve=approve, comment=comment, checklist=checklist)
+        return ApprovalRequest.objects.get(pk=request.pk)
     request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
     if request.status != RequestStatus.PENDING:
         raise NotPending(f"This request is {request.status}.")
@@ -170,10 +183,22 @@ def approvable_edit(*, obj, actor, changes: dict):
     for field, value in changes.items():
         setattr(obj, field, value)
     obj.full_clean()
-    after = snapshot(obj)
-    diff = {key: {"from": before.get(key), "to": after.get(key)} for key in after if before.get(key) != after.get(key)}
+    diff = _diff(before, snapshot(obj))
     if not diff:
+        live = [field for field in changes if field in LIVE_DATA_FIELDS]
+        if live:
+            obj.save(update_fields=[*live, "updated_at"])
+            audit(actor=actor, action="updated", obj=obj, changes={field: changes[field] for field in live})
         return obj
+    return _new_version(obj, actor=actor, diff=diff)
+
+
+def _diff(before: dict, after: dict) -> dict:
+    return {key: {"from": before.get(key), "to": after.get(key)} for key in after if before.get(key) != after.get(key)}
+
+
+def _new_version(obj, *, actor, diff: dict):
+    """Save ``obj`` as its next version in draft, withdraw a pending request, audit."""
     obj.version += 1
     if obj.status != Status.ARCHIVED:
         obj.status = Status.DRAFT
@@ -186,7 +211,75 @@ def approvable_edit(*, obj, actor, changes: dict):
 
 
 def approval_required(obj) -> bool:
-    """Offers need approval only with a discount; variants and experiments always."""
+    """Offers need approval only with a discount; variants, experiments and scarcity rules always."""
     if isinstance(obj, Offer):
         return obj.needs_approval
-    return isinstance(obj, ContentVariant | Experiment)
+    return isinstance(obj, ContentVariant | Experiment | ScarcityRule)
+
+
+class ApprovalRequired(ApprovalError):
+    code = "approval_required"
+
+
+@transaction.atomic
+def offer_publish_without_approval(*, offer: Offer, actor) -> Offer:
+    """Put an offer without a discount live at its current version, with no approver.
+
+    Only discounts need an approval (PRODUCT.md section 5): an offer with one is
+    refused with :class:`ApprovalRequired` and nothing changes. A pending request for
+    the offer is withdrawn, as it is no longer needed. Publishing the version that is
+    already live changes nothing and writes no audit entry.
+    """
+    offer = Offer.objects.select_for_update().get(pk=offer.pk)
+    if offer.needs_approval:
+        raise ApprovalRequired("An offer with a discount goes live only through an approved request.")
+    if offer.status == Status.LIVE and offer.published_version == offer.version:
+        return offer
+    ApprovalRequest.objects.filter(
+        content_type=ContentType.objects.get_for_model(offer), object_id=offer.pk, status=RequestStatus.PENDING
+    ).update(status=RequestStatus.WITHDRAWN, decided_at=timezone.now())
+    offer.published = snapshot(offer)
+    offer.published_version = offer.version
+    offer.status = Status.LIVE
+    offer.save()
+    bump(DECISIONS_NAMESPACE)
+    audit(actor=actor, action="published", obj=offer, changes={"version": offer.version, "without_approval": True})
+    return offer
+
+
+def _arm_rows(arms) -> list[tuple]:
+    return sorted((arm["variant"], arm["is_control"], arm["weight"], arm["is_paused"]) for arm in arms)
+
+
+@transaction.atomic
+def experiment_edit(*, experiment: Experiment, actor, changes: dict, arms: list[dict] | None = None) -> Experiment:
+    """Edit an experiment's fields and arms as one new version (see :func:`approvable_edit`).
+
+    ``arms`` is the whole set of arms wanted, as in :func:`snapshot` (``variant`` id,
+    ``is_control``, ``weight``, ``is_paused``); ``None`` keeps the arms. The decision
+    engine and the optimizer read a live experiment's arms from their rows, so the
+    arms of an experiment that was ever approved cannot change here
+    (:class:`ApprovalError`, nothing changed): weights move through the optimizer's
+    proposals, other designs are a new experiment.
+    """
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if arms is None or _arm_rows(arms) == _arm_rows(snapshot(experiment)["arms"]):
+        return approvable_edit(obj=experiment, actor=actor, changes=changes)
+    if experiment.published is not None:
+        raise ApprovalError("The arms of an approved experiment change only through optimizer proposals.")
+    before = snapshot(experiment)
+    experiment.arms.all().delete()
+    ExperimentArm.objects.bulk_create(
+        ExperimentArm(
+            experiment=experiment,
+            variant_id=arm["variant"],
+            is_control=arm["is_control"],
+            weight=arm["weight"],
+            is_paused=arm["is_paused"],
+        )
+        for arm in arms
+    )
+    for field, value in changes.items():
+        setattr(experiment, field, value)
+    experiment.full_clean()
+    return _new_version(experiment, actor=actor, diff=_diff(before, snapshot(experiment)))

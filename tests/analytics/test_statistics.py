@@ -93,17 +93,28 @@ def test_credible_interval_of_lift_contains_monte_carlo_quantiles():
 def test_srm_p_value_equals_scipy_chisquare_and_flags_below_0001():
     exposures, weights = [5100, 4900], [0.5, 0.5]
     result = sample_ratio_mismatch(exposures, weights)
-    assert result.p_value == stats.chisquare(exposures, f_exp=[5000, 5000]).pvalue
+    assert result.p_value == pytest.approx(stats.chisquare(exposures, f_exp=[5000, 5000]).pvalue, rel=1e-12)
     assert result.p_value == pytest.approx(0.0455, abs=1e-4)  # chi2 = 4
     assert result.flagged is False
 
     skewed = sample_ratio_mismatch([5200, 4800], [0.5, 0.5])
-    assert skewed.p_value == stats.chisquare([5200, 4800], f_exp=[5000, 5000]).pvalue
+    assert skewed.p_value == pytest.approx(stats.chisquare([5200, 4800], f_exp=[5000, 5000]).pvalue, rel=1e-12)
     assert skewed.p_value == pytest.approx(6.334e-5, rel=1e-3)  # chi2 = 16
     assert skewed.flagged is True
 
     weighted = sample_ratio_mismatch([7000, 3000], [0.7, 0.3])
     assert weighted.p_value == pytest.approx(1.0)
+
+
+def test_srm_p_value_equals_scipy_for_many_random_counts():
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        arms = int(rng.integers(2, 6))
+        weights = list(rng.dirichlet(np.ones(arms)))
+        exposures = [int(x) for x in rng.integers(1, 5000, arms)]
+        expected = np.array(weights) * sum(exposures)
+        reference = stats.chisquare(exposures, f_exp=expected).pvalue
+        assert sample_ratio_mismatch(exposures, weights).p_value == pytest.approx(reference, rel=1e-9, abs=1e-300)
 
 
 def test_srm_not_flagged_until_every_arm_has_eight_exposures():

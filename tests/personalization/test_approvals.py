@@ -116,3 +116,19 @@ def test_rejection_returns_object_to_draft_without_publishing(variant, marketer,
     variant.refresh_from_db()
     assert (variant.status, variant.published) == (Status.DRAFT, None)
     assert ApprovalRequest.objects.get(pk=request.pk).comment == "tone"
+
+
+def test_stock_update_changes_no_version_and_is_audited(site, marketer, approver):
+    from decimal import Decimal
+
+    from personalization.models import Offer
+
+    offer = Offer.objects.create(site=site, name="Kit", sku="K1", price=Decimal("10.00"), discount_percent=Decimal(10))
+    approval_decide(request=approval_submit(obj=offer, requester=marketer), decider=approver, approve=True)
+
+    approvable_edit(obj=offer, actor=marketer, changes={"stock_remaining": 3})
+
+    offer.refresh_from_db()
+    assert (offer.version, offer.status, offer.stock_remaining) == (1, Status.LIVE, 3)
+    assert "stock_remaining" not in offer.published
+    assert AuditLog.objects.get(action="updated").changes == {"stock_remaining": 3}

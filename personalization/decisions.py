@@ -1,0 +1,321 @@
+"""The decision engine: what each slot shows a session, and the records that it did.
+
+Per requested slot:
+1. With a live experiment on the slot and personalization consent, the visitor is in
+   the test when ``bucket("traffic")`` < traffic share; the arm is the visitor's
+   sticky assignment if there is one, else the weight bucket of
+   ``bucket("arm")`` - a hash of experiment key and visitor id, so every process gives
+   the same answer - and the assignment is recorded.
+2. Otherwise, with consent: among the live variants whose targeting matches the
+   session, the one whose strategy is the path-and-stage strategy, else the most
+   specifically targeted match, else the slot's default.
+3. Without personalization consent: the experiment's control (the visitor is not
+   counted in the experiment) or the slot's default; no behavioural data is used.
+
+Exposures (first per session and variant) and personalization records are written
+with one multi-row ``INSERT ... ON CONFLICT DO NOTHING`` each, so repeating a decision
+records nothing new. Configuration comes from the in-process cache
+(:mod:`personalization.selectors`), never from per-request queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from journeys import intelligence
+from journeys.models import JourneySession
+from personalization.models import Assignment, Exposure, PersonalizationRecord
+from personalization.selectors import (
+    ExperimentConfig,
+    SiteConfig,
+    VariantConfig,
+    live_config_for,
+    strategy_for,
+)
+from personalization.services.scarcity import scarcity_cues
+
+MODEL_VERSION = "rules-v1"
+
+
+class UnknownSlots(Exception):
+    def __init__(self, slots: Sequence[str]) -> None:
+        super().__init__(", ".join(slots))
+        self.slots = list(slots)
+
+
+def bucket(experiment_key: str, visitor_id: str, salt: str) -> float:
+    """A uniform number in [0, 1) from the experiment key and visitor id."""
+    digest = hashlib.sha256(f"{experiment_key}:{salt}:{visitor_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def arm_for_bucket(experiment: ExperimentConfig, value: float) -> int:
+    """The variant whose cumulative weight interval holds ``value``."""
+    total = sum(arm.weight for arm in experiment.arms)
+    if total <= 0:
+        return experiment.control.variant_id
+    edge = 0.0
+    for arm in experiment.arms:
+        edge += arm.weight / total
+        if value < edge:
+            return arm.variant_id
+    return experiment.arms[-1].variant_id
+
+
+@dataclass(frozen=True)
+class SlotChoice:
+    slot: str
+    variant: VariantConfig | None
+    experiment: ExperimentConfig | None
+    strategy: str
+    reason: str
+
+
+def _choose_by_targeting(
+    variants: list[VariantConfig], session: JourneySession, strategy: str
+) -> tuple[VariantConfig | None, str]:
+    matching = [
+        v
+        for v in variants
+        if not v.is_default
+        and v.matches(
+            path=session.journey_path,
+            stage=session.current_stage,
+            device=session.device_type,
+            persona=session.persona_type,
+            returning=session.returning,
+        )
+    ]
+    for variant in matching:
+        if variant.strategy == strategy:
+            return variant, "strategy"
+    if matching:
+        return matching[0], "targeting"
+    return _default(variants), "default"
+
+
+def _default(variants: list[VariantConfig]) -> VariantConfig | None:
+    return next((v for v in variants if v.is_default), None)
+
+
+def _assignments(session: JourneySession, experiments: list[ExperimentConfig], config: SiteConfig) -> dict[int, int]:
+    """Sticky arms: existing assignments, and new ones by hash (recorded)."""
+    if not experiments:
+        return {}
+    existing = dict(
+        Assignment.objects.filter(
+            visitor_id=session.visitor_id, experiment_id__in=[e.id for e in experiments]
+        ).values_list("experiment_id", "variant_id")
+    )
+    chosen: dict[int, int] = {}
+    new: list[Assignment] = []
+    for experiment in experiments:
+        arm_ids = {arm.variant_id for arm in experiment.arms}
+        variant_id = existing.get(experiment.id)
+        if variant_id not in arm_ids:  # new visitor, or their arm was paused
+            value = bucket(experiment.key, session.visitor.visitor_id, "arm")
+            variant_id = arm_for_bucket(experiment, value)
+            new.append(
+                Assignment(
+                    experiment_id=experiment.id, visitor_id=session.visitor_id, variant_id=variant_id, bucket=value
+                )
+            )
+        chosen[experiment.id] = variant_id
+    if new:
+        Assignment.objects.bulk_create(
+            new, update_conflicts=True, unique_fields=["experiment", "visitor"], update_fields=["variant", "bucket"]
+        )
+    return chosen
+
+
+def choose(session: JourneySession, slots: Sequence[str], config: SiteConfig) -> list[SlotChoice]:
+    consent = session.visitor.consent_personalization
+    strategy = strategy_for(session.journey_path, session.current_stage)
+    in_test: list[ExperimentConfig] = []
+    for slot in slots:
+        experiment = config.experiments.get(slot)
+        if (
+            consent
+            and experiment is not None
+            and bucket(experiment.key, session.visitor.visitor_id, "traffic") < experiment.traffic_share
+        ):
+            in_test.append(experiment)
+    arms = _assignments(session, in_test, config)
+    choices = []
+    for slot in slots:
+        variants = config.slots.get(slot, [])
+        experiment = config.experiments.get(slot)
+        if experiment is not None and experiment.id in arms:
+            variant = config.variants[arms[experiment.id]]
+            choices.append(SlotChoice(slot, variant, experiment, variant.strategy or strategy, "experiment"))
+        elif not consent:
+            variant = config.variants[experiment.control.variant_id] if experiment else _default(variants)
+            choices.append(SlotChoice(slot, variant, None, "default", "no_consent"))
+        else:
+            variant, reason = _choose_by_targeting(variants, session, strategy)
+            choices.append(SlotChoice(slot, variant, None, strategy, reason))
+    return choices
+
+
+def _offer_active(offer, now: datetime) -> bool:
+    starts = parse_datetime(offer.starts_at) if offer.starts_at else None
+    ends = parse_datetime(offer.ends_at) if offer.ends_at else None
+    return (starts is None or starts <= now) and (ends is None or now < ends)
+
+
+def _record(session: JourneySession, choices: list[SlotChoice], now: datetime) -> None:
+    shown = [choice for choice in choices if choice.variant is not None]
+    if not shown:
+        return
+    Exposure.objects.bulk_create(
+        [
+            Exposure(
+                session_id=session.pk,
+                variant_id=choice.variant.id,
+                experiment_id=choice.experiment.id if choice.experiment else None,
+                variant_version=choice.variant.version,
+                exposed_at=now,
+            )
+            for choice in shown
+        ],
+        ignore_conflicts=True,
+    )
+    PersonalizationRecord.objects.bulk_create(
+        [
+            PersonalizationRecord(
+                session_id=session.pk,
+                personalization_type="content",
+                strategy=choice.strategy,
+                variant_id=choice.variant.id,
+                content_delivered={
+                    "slot": choice.slot,
+                    "variant": choice.variant.key,
+                    "version": choice.variant.version,
+                },
+                model_version=choice.experiment.key if choice.experiment else MODEL_VERSION,
+                confidence=session.persona_confidence,
+            )
+            for choice in shown
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def optimization_opportunities(session: JourneySession) -> list[dict]:
+    """Per-session opportunities (PRODUCT.md section 5); applied only above 0.7 confidence.
+
+    Confidence is 0.9 when the number the rule reads was measured in this session (an
+    engagement report from the client), and 0.5 when it is a prior: a rule acting on a
+    guess is listed but not applied.
+    """
+    engagement = session.engagement or {}
+    measured = "engagement_score" in engagement
+    score = float(engagement.get("engagement_score", 0.5))
+    confidence = 0.9 if measured else 0.5
+    found = []
+    if score < 0.5:
+        found.append(
+            {"type": "more_interaction_prompts", "reason": f"engagement {score:.2f} < 0.5", "confidence": confidence}
+        )
+    if session.current_stage == "decision" and session.conversion_probability < 0.3:
+        found.append(
+            {
+                "type": "urgency_cue_eligible",
+                "reason": f"conversion probability {session.conversion_probability:.2f} < 0.3 in decision",
+                "confidence": 0.9,
+            }
+        )
+    if score < 0.6 and session.visitor.consent_personalization:
+        found.append(
+            {"type": "deeper_personalization", "reason": f"engagement {score:.2f} < 0.6", "confidence": confidence}
+        )
+    for item in found:
+        item["applied"] = item["confidence"] > 0.7
+    return found
+
+
+def decide(
+    *,
+    session: JourneySession,
+    slots: Sequence[str] | None = None,
+    context: dict | None = None,
+    strict: bool = True,
+    now: datetime | None = None,
+) -> dict:
+    """The ``/decide`` answer for ``slots`` (all of the site's slots when None); records exposures.
+
+    Unknown slot keys raise :class:`UnknownSlots` when ``strict``; otherwise (the first
+    decision of a session start, whose session is already stored) they are listed in
+    ``unknown_slots`` of the answer.
+    """
+    now = now or timezone.now()
+    config = live_config_for(session.site_id)
+    requested = list(dict.fromkeys(slots)) if slots is not None else sorted(config.slot_keys)
+    unknown = [slot for slot in requested if slot not in config.slot_keys]
+    if unknown and strict:
+        raise UnknownSlots(unknown)
+    requested = [slot for slot in requested if slot in config.slot_keys]
+    with transaction.atomic():
+        choices = choose(session, requested, config)
+        _record(session, choices, now)
+    out_slots = {}
+    for choice in choices:
+        variant = choice.variant
+        if variant is None:
+            out_slots[choice.slot] = None
+            continue
+        entry = {
+            "variant": variant.key,
+            "version": variant.version,
+            "content": variant.payload,
+            "experiment": choice.experiment.key if choice.experiment else None,
+            "strategy": choice.strategy,
+            "reason": choice.reason,
+            "offer": variant.offer.as_dict() if variant.offer and _offer_active(variant.offer, now) else None,
+        }
+        out_slots[choice.slot] = entry
+    answer = {
+        "session_id": session.session_id,
+        "slots": out_slots,
+        "scarcity": scarcity_cues(session=session, now=now),
+        "recommendations": optimization_opportunities(session),
+        "layout_hints": intelligence.layout_hints(device_type=session.device_type, stage=session.current_stage),
+        "next_best_action": intelligence.next_best_action(
+            intent=session.intent_signals if session.visitor.consent_personalization else {},
+            stage=session.current_stage,
+            conversion_probability=session.conversion_probability,
+        ),
+    }
+    if unknown:
+        answer["unknown_slots"] = unknown
+    return answer
+
+
+def exposures_before(session: JourneySession, at: datetime) -> dict:
+    """Attribution: the variants and offers a session was shown before ``at``."""
+    rows = (
+        Exposure.objects.filter(session=session, exposed_at__lte=at)
+        .select_related("variant", "variant__offer", "experiment")
+        .order_by("exposed_at", "id")
+    )
+    variants, offers = [], []
+    for exposure in rows:
+        variants.append(
+            {
+                "variant": exposure.variant.key,
+                "version": exposure.variant_version,
+                "experiment": exposure.experiment.key if exposure.experiment else None,
+                "exposed_at": exposure.exposed_at.isoformat(),
+            }
+        )
+        offer = exposure.variant.offer
+        if offer is not None and offer.sku not in [o["sku"] for o in offers]:
+            offers.append({"sku": offer.sku, "name": offer.name})
+    return {"variants": variants, "offers": offers}

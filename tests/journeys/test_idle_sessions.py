@@ -141,7 +141,10 @@ def database_url_of_the_test_database() -> str:
         credentials += ":" + quote(db["PASSWORD"], safe="")
     host = quote(db["HOST"] or "", safe="")
     port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgres://{credentials}@{host}{port}/{quote(db['NAME'], safe='')}"
+    url = f"postgres://{credentials}@{host}{port}/{quote(db['NAME'], safe='')}"
+    # The embedded server listens on a unix socket named in OPTIONS (``?host=/path``).
+    socket_dir = db.get("OPTIONS", {}).get("host")
+    return f"{url}?host={quote(socket_dir, safe='/')}" if socket_dir else url
 
 
 def wait_for(condition, timeout: float, interval: float = 0.2) -> bool:

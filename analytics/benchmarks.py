@@ -887,3 +887,4 @@ def ingestion_benchmark(options: BenchOptions) -> BenchResult:
 from analytics.experiment_simulation import register_benchmarks  # noqa: E402
 
 register_benchmarks()
+import analytics.decision_benchmark  # noqa: E402,F401  (registers "decision")

@@ -7,7 +7,7 @@ import functools
 import redis
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import connection
+from django.db import connection, transaction
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -104,14 +104,17 @@ class SessionStartApi(SiteApi):
 class StageUpdateApi(SiteApi):
     def post(self, request, session_id: str):
         data = self.valid(StageUpdateIn, request.data)
-        session = stage_advance(
-            session=self.session_or_404(request, session_id),
-            to=data["new_stage"],
-            trigger=data["trigger_event"],
-            engagement=data["engagement"],
-            context=data["context"],
-        )
-        decision = decision_out(session, slots=[])  # no content shown: no exposures recorded
+        session = self.session_or_404(request, session_id)
+        # The move and the claims of the cues it answers with commit together (one WAL flush).
+        with transaction.atomic():
+            session = stage_advance(
+                session=session,
+                to=data["new_stage"],
+                trigger=data["trigger_event"],
+                engagement=data["engagement"],
+                context=data["context"],
+            )
+            decision = decision_out(session, slots=[])  # no content shown: no exposures recorded
         return Response(
             {
                 "session_id": session.session_id,

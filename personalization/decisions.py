@@ -12,26 +12,27 @@ Per requested slot:
 3. Without personalization consent: the experiment's control (the visitor is not
    counted in the experiment) or the slot's default; no behavioural data is used.
 
-Exposures (first per session and variant) and personalization records are written
-with one multi-row ``INSERT ... ON CONFLICT DO NOTHING`` each, so repeating a decision
-records nothing new. Configuration comes from the in-process cache
+New assignments, exposures (first per session and variant) and personalization records
+are written by one statement (:data:`DECISION_WRITE_SQL`): atomic, one round trip, and
+``ON CONFLICT`` makes a repeated decision record nothing new. Configuration comes from the in-process cache
 (:mod:`personalization.selectors`), never from per-request queries.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from journeys import intelligence
 from journeys.models import JourneySession
-from personalization.models import Assignment, Exposure, PersonalizationRecord
+from personalization.models import Exposure
 from personalization.selectors import (
     ExperimentConfig,
     SiteConfig,
@@ -105,37 +106,44 @@ def _default(variants: list[VariantConfig]) -> VariantConfig | None:
     return next((v for v in variants if v.is_default), None)
 
 
-def _assignments(session: JourneySession, experiments: list[ExperimentConfig], config: SiteConfig) -> dict[int, int]:
-    """Sticky arms: existing assignments, and new ones by hash (recorded)."""
+@dataclass(frozen=True)
+class NewAssignment:
+    experiment_id: int
+    variant_id: int
+    bucket: float
+
+
+ASSIGNMENTS_SQL = (
+    "SELECT experiment_id, variant_id FROM personalization_assignment WHERE visitor_id = %s AND experiment_id = ANY(%s)"
+)
+
+
+def _assignments(
+    session: JourneySession, experiments: list[ExperimentConfig]
+) -> tuple[dict[int, int], list[NewAssignment]]:
+    """Sticky arms: existing assignments, and new ones by hash (written by :func:`_write`)."""
     if not experiments:
-        return {}
-    existing = dict(
-        Assignment.objects.filter(
-            visitor_id=session.visitor_id, experiment_id__in=[e.id for e in experiments]
-        ).values_list("experiment_id", "variant_id")
-    )
+        return {}, []
+    with connection.cursor() as cursor:
+        cursor.execute(ASSIGNMENTS_SQL, [session.visitor_id, [e.id for e in experiments]])
+        existing = dict(cursor.fetchall())
     chosen: dict[int, int] = {}
-    new: list[Assignment] = []
+    new: list[NewAssignment] = []
     for experiment in experiments:
         arm_ids = {arm.variant_id for arm in experiment.arms}
         variant_id = existing.get(experiment.id)
         if variant_id not in arm_ids:  # new visitor, or their arm was paused
             value = bucket(experiment.key, session.visitor.visitor_id, "arm")
             variant_id = arm_for_bucket(experiment, value)
-            new.append(
-                Assignment(
-                    experiment_id=experiment.id, visitor_id=session.visitor_id, variant_id=variant_id, bucket=value
-                )
-            )
+            new.append(NewAssignment(experiment.id, variant_id, value))
         chosen[experiment.id] = variant_id
-    if new:
-        Assignment.objects.bulk_create(
-            new, update_conflicts=True, unique_fields=["experiment", "visitor"], update_fields=["variant", "bucket"]
-        )
-    return chosen
+    return chosen, new
 
 
-def choose(session: JourneySession, slots: Sequence[str], config: SiteConfig) -> list[SlotChoice]:
+def choose(
+    session: JourneySession, slots: Sequence[str], config: SiteConfig
+) -> tuple[list[SlotChoice], list[NewAssignment]]:
+    """The variant of each slot, and the assignments this decision makes."""
     consent = session.visitor.consent_personalization
     strategy = strategy_for(session.journey_path, session.current_stage)
     in_test: list[ExperimentConfig] = []
@@ -147,7 +155,7 @@ def choose(session: JourneySession, slots: Sequence[str], config: SiteConfig) ->
             and bucket(experiment.key, session.visitor.visitor_id, "traffic") < experiment.traffic_share
         ):
             in_test.append(experiment)
-    arms = _assignments(session, in_test, config)
+    arms, new = _assignments(session, in_test)
     choices = []
     for slot in slots:
         variants = config.slots.get(slot, [])
@@ -161,7 +169,7 @@ def choose(session: JourneySession, slots: Sequence[str], config: SiteConfig) ->
         else:
             variant, reason = _choose_by_targeting(variants, session, strategy)
             choices.append(SlotChoice(slot, variant, None, strategy, reason))
-    return choices
+    return choices, new
 
 
 def _offer_active(offer, now: datetime) -> bool:
@@ -170,42 +178,62 @@ def _offer_active(offer, now: datetime) -> bool:
     return (starts is None or starts <= now) and (ends is None or now < ends)
 
 
-def _record(session: JourneySession, choices: list[SlotChoice], now: datetime) -> None:
+# One statement writes a decision's new assignments, exposures and personalization
+# records: atomic on its own, one round trip, nothing written twice (ON CONFLICT).
+DECISION_WRITE_SQL = """
+WITH assigned AS (
+    INSERT INTO personalization_assignment (experiment_id, visitor_id, variant_id, bucket, assigned_at)
+    SELECT t.experiment, %(visitor)s, t.variant, t.bucket, %(now)s
+    FROM unnest(%(a_experiments)s::bigint[], %(a_variants)s::bigint[], %(a_buckets)s::float8[])
+        AS t(experiment, variant, bucket)
+    ON CONFLICT (experiment_id, visitor_id) DO UPDATE SET variant_id = EXCLUDED.variant_id, bucket = EXCLUDED.bucket
+    RETURNING 1
+), exposed AS (
+    INSERT INTO personalization_exposure (session_id, variant_id, experiment_id, variant_version, exposed_at)
+    SELECT %(session)s, t.variant, t.experiment, t.version, %(now)s
+    FROM unnest(%(variants)s::bigint[], %(experiments)s::bigint[], %(versions)s::integer[])
+        AS t(variant, experiment, version)
+    ON CONFLICT (session_id, variant_id) DO NOTHING
+    RETURNING 1
+), recorded AS (
+    INSERT INTO personalization_personalizationrecord (
+        session_id, personalization_type, strategy, variant_id, content_delivered, user_response,
+        engagement_time, conversion_attributed, model_version, confidence, created_at
+    )
+    SELECT %(session)s, 'content', t.strategy, t.variant, t.content, '{}'::jsonb, 0, false, t.model,
+        %(confidence)s, %(now)s
+    FROM unnest(%(strategies)s::text[], %(variants)s::bigint[], %(contents)s::jsonb[], %(models)s::text[])
+        AS t(strategy, variant, content, model)
+    ON CONFLICT (session_id, variant_id) WHERE variant_id IS NOT NULL DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM assigned), (SELECT count(*) FROM exposed), (SELECT count(*) FROM recorded)
+"""
+
+
+def _write(session: JourneySession, choices: list[SlotChoice], new: list[NewAssignment], now: datetime) -> None:
     shown = [choice for choice in choices if choice.variant is not None]
-    if not shown:
+    if not shown and not new:
         return
-    Exposure.objects.bulk_create(
-        [
-            Exposure(
-                session_id=session.pk,
-                variant_id=choice.variant.id,
-                experiment_id=choice.experiment.id if choice.experiment else None,
-                variant_version=choice.variant.version,
-                exposed_at=now,
-            )
-            for choice in shown
+    params = {
+        "visitor": session.visitor_id,
+        "session": session.pk,
+        "now": now,
+        "confidence": session.persona_confidence,
+        "a_experiments": [a.experiment_id for a in new],
+        "a_variants": [a.variant_id for a in new],
+        "a_buckets": [a.bucket for a in new],
+        "variants": [c.variant.id for c in shown],
+        "experiments": [c.experiment.id if c.experiment else None for c in shown],
+        "versions": [c.variant.version for c in shown],
+        "strategies": [c.strategy for c in shown],
+        "contents": [
+            json.dumps({"slot": c.slot, "variant": c.variant.key, "version": c.variant.version}) for c in shown
         ],
-        ignore_conflicts=True,
-    )
-    PersonalizationRecord.objects.bulk_create(
-        [
-            PersonalizationRecord(
-                session_id=session.pk,
-                personalization_type="content",
-                strategy=choice.strategy,
-                variant_id=choice.variant.id,
-                content_delivered={
-                    "slot": choice.slot,
-                    "variant": choice.variant.key,
-                    "version": choice.variant.version,
-                },
-                model_version=choice.experiment.key if choice.experiment else MODEL_VERSION,
-                confidence=session.persona_confidence,
-            )
-            for choice in shown
-        ],
-        ignore_conflicts=True,
-    )
+        "models": [c.experiment.key if c.experiment else MODEL_VERSION for c in shown],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(DECISION_WRITE_SQL, params)
 
 
 def optimization_opportunities(session: JourneySession) -> list[dict]:
@@ -262,9 +290,12 @@ def decide(
     if unknown and strict:
         raise UnknownSlots(unknown)
     requested = [slot for slot in requested if slot in config.slot_keys]
-    with transaction.atomic():
-        choices = choose(session, requested, config)
-        _record(session, choices, now)
+    choices, new = choose(session, requested, config)
+    # The decision's records and the claims of its cues commit together: one WAL flush.
+    # Inside a caller's transaction (a stage update) they join it, without a savepoint.
+    with transaction.atomic(savepoint=False):
+        _write(session, choices, new, now)
+        cues = scarcity_cues(session=session, now=now)
     out_slots = {}
     for choice in choices:
         variant = choice.variant
@@ -284,7 +315,7 @@ def decide(
     answer = {
         "session_id": session.session_id,
         "slots": out_slots,
-        "scarcity": scarcity_cues(session=session, now=now),
+        "scarcity": cues,
         "recommendations": optimization_opportunities(session),
         "layout_hints": intelligence.layout_hints(device_type=session.device_type, stage=session.current_stage),
         "next_best_action": intelligence.next_best_action(

@@ -194,7 +194,7 @@ def journey_state(session: JourneySession) -> dict:
     }
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def stage_advance(
     *,
     session: JourneySession,

@@ -887,4 +887,7 @@ def ingestion_benchmark(options: BenchOptions) -> BenchResult:
 from analytics.experiment_simulation import register_benchmarks  # noqa: E402
 
 register_benchmarks()
+import analytics.conversion_benchmark  # noqa: E402,F401  (registers "conversion_model")
+import analytics.dashboard_benchmark  # noqa: E402,F401  (registers "dashboard_page")
 import analytics.decision_benchmark  # noqa: E402,F401  (registers "decision")
+import analytics.monitor_benchmark  # noqa: E402,F401  (registers "monitor_latency")

@@ -10,8 +10,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from analytics.reports import scarcity_report
 from journeys.api import SITE_KEY, StaffApi
-from personalization.services.scarcity import scarcity_effectiveness
 
 
 def _moment(name: str, value: str | None) -> datetime | None:
@@ -46,12 +46,4 @@ class ScarcityEffectivenessApi(StaffApi):
         if since is not None and until is not None and until <= since:
             raise serializers.ValidationError({"until": ["Must be after since."]})
         goal = request.query_params.get("goal") or "purchase"
-        rules = scarcity_effectiveness(site=site, since=since, until=until, goal=goal)
-        return Response(
-            {
-                "since": since.isoformat() if since else None,
-                "until": until.isoformat() if until else None,
-                "goal": goal,
-                "rules": rules,
-            }
-        )
+        return Response(scarcity_report(site=site, since=since, until=until, goal=goal))

@@ -1,3 +1,9 @@
-"""Websocket routes. The live monitor consumer joins here when analytics adds it."""
+"""Websocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from analytics.consumers import MonitorConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/monitor/", MonitorConsumer.as_asgi()),
+]

@@ -18,11 +18,13 @@
 | SCARCITY_MONITOR_MINUTES | ``5`` | the scarcity monitor and the sensitivity learner run this often |
 | SCARCITY_STOCK_STILL_HOURS | ``24`` | a low-stock cue shown this long while the stock never moved is flagged |
 | SCARCITY_RELAUNCH_COOLDOWN_DAYS | ``30`` | cooldown after an offer's end for offers that no scarcity rule names |
+| MONITOR_COUNTERS_SECONDS | ``5`` | one beat task sends the live monitor's counters to every site this often |
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -136,7 +138,15 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNEL_PREFIX", "je-asgi")},
+        # redis-py reads with a 5 s socket timeout by default, the same as channels-redis's
+        # blocking pop: an idle consumer would die with "Timeout reading". Read longer.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": os.environ.get("CHANNEL_PREFIX", "je-asgi"),
+            # Messages waiting per consumer before the layer drops (default 100): a live
+            # monitor socket falling behind for a moment at 1,000 events/s keeps its feed.
+            "capacity": 1000,
+        },
     }
 }
 
@@ -152,7 +162,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Plotly's browser bundle is served from the installed plotly package, never a CDN.
+PLOTLY_JS_DIR = Path(importlib.util.find_spec("plotly").submodule_search_locations[0]) / "package_data"
+STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", PLOTLY_JS_DIR)]
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "admin:login"
@@ -205,7 +217,13 @@ SCARCITY_EVIDENCE_SECONDS = int(os.environ.get("SCARCITY_EVIDENCE_SECONDS", "60"
 SCARCITY_MONITOR_MINUTES = int(os.environ.get("SCARCITY_MONITOR_MINUTES", "5"))
 SCARCITY_STOCK_STILL_HOURS = float(os.environ.get("SCARCITY_STOCK_STILL_HOURS", "24"))
 SCARCITY_RELAUNCH_COOLDOWN_DAYS = int(os.environ.get("SCARCITY_RELAUNCH_COOLDOWN_DAYS", "30"))
+# The live monitor's counters: one beat task for all web processes (analytics/monitor.py).
+MONITOR_COUNTERS_SECONDS = int(os.environ.get("MONITOR_COUNTERS_SECONDS", "5"))
 CELERY_BEAT_SCHEDULE = {
+    "monitor-counters": {
+        "task": "analytics.tasks.monitor_counters_task",
+        "schedule": float(MONITOR_COUNTERS_SECONDS),
+    },
     "close-idle-sessions": {
         "task": "journeys.tasks.close_idle_sessions_task",
         "schedule": 60.0,
@@ -225,6 +243,18 @@ CELERY_BEAT_SCHEDULE = {
     "scarcity-sensitivity": {
         "task": "personalization.tasks.scarcity_sensitivity_task",
         "schedule": SCARCITY_MONITOR_MINUTES * 60.0,
+    },
+    "analytics-rollups": {
+        "task": "analytics.tasks.rollups_update_task",
+        "schedule": 60.0,
+    },
+    "purge-touchpoints": {
+        "task": "analytics.tasks.touchpoints_purge_task",
+        "schedule": 24 * 3600.0,
+    },
+    "train-conversion-models": {
+        "task": "analytics.tasks.train_conversion_models_task",
+        "schedule": 3600.0,
     },
 }
 

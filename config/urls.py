@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/v1/", include("journeys.urls")),
     path("api/v1/", include("personalization.urls")),
     path("api/v1/analytics/", include("analytics.urls")),
+    path("dashboards/", include("analytics.dashboard_urls")),
+    path("dashboards/monitor/", include("analytics.monitor_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from analytics import conversion_model
 from journeys.models import DeviceType, JourneyPath, Stage
 
 # Per-stage priors of the conversion probability, used until a trained model exists.
@@ -133,6 +134,31 @@ def conversion_probability_prior(
     if engagement_score is not None:
         value += ENGAGEMENT_WEIGHT * (engagement_score - 0.5)
     return round(_clamp(value, START_CLAMP if start else RUNNING_CLAMP), 4)
+
+
+def conversion_probability(
+    *,
+    model: Mapping | None,
+    features: Mapping,
+    intent: Mapping[str, float],
+    returning: bool,
+    engagement_score: float | None = None,
+    start: bool,
+) -> float:
+    """The served probability: the site's active model (coefficients JSON) where it
+    applies, else the documented prior.
+
+    ``features`` is :func:`analytics.conversion_model.snapshot_features`. The model
+    answers for open stages (awareness, consideration, decision); a session in
+    conversion or retention has converted and keeps the prior. The model's value is
+    clamped like the prior's and rounded to 4 places.
+    """
+    stage = features["stage"]
+    if model is None or stage not in conversion_model.OPEN_STAGES:
+        return conversion_probability_prior(
+            stage=stage, intent=intent, returning=returning, engagement_score=engagement_score, start=start
+        )
+    return round(_clamp(conversion_model.score(model, features), START_CLAMP if start else RUNNING_CLAMP), 4)
 
 
 def intent_strength(*, intent: Mapping[str, float], conversion_probability: float) -> float:

@@ -342,7 +342,9 @@ def _shown(model, name: str, value):
         field = model._meta.get_field(name)
     except FieldDoesNotExist:
         field = None
-    if field is not None and field.many_to_one:
+    # A snapshot names a related object by id; some (an optimizer proposal's experiment)
+    # by its key, which is shown as it is.
+    if field is not None and field.many_to_one and isinstance(value, int):
         related = field.related_model._default_manager.filter(pk=value).first()
         return f"{related} (#{value})" if related is not None else f"#{value}"
     if isinstance(value, dict | list):

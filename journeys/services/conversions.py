@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from analytics import monitor
 from journeys.hashing import payload_hash
 from journeys.models import STAGE_ORDER, ConversionEvent, IdempotencyConflict, JourneySession, Stage
 from journeys.services.sessions import stage_advance
@@ -89,6 +90,7 @@ def conversion_record(
                     and STAGE_ORDER[session.current_stage] < STAGE_ORDER[Stage.CONVERSION]
                 ):
                     stage_advance(session=session, to=Stage.CONVERSION, trigger=f"conversion:{type}", now=now)
+                monitor.conversion_published(conversion, session)
                 return ConversionResult(conversion, True, False)
         except IntegrityError:
             existing = ConversionEvent.objects.get(site_id=session.site_id, event_id=event_id)

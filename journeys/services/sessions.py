@@ -10,6 +10,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
+from analytics import monitor
+from analytics.conversion_training import session_start_probability, stage_update_probability
 from journeys import intelligence
 from journeys.hashing import keyed_hash, payload_hash
 from journeys.models import (
@@ -126,8 +128,16 @@ def _session_create(*, site: Site, data: SessionStart, request_hash: str, now: d
     path = intelligence.path_choose(
         path_rules_for(site.id), device_type=data.device_type, source=source, returning=returning
     )
-    probability = intelligence.conversion_probability_prior(
-        stage="awareness", intent=intent, returning=returning, start=True
+    probability = session_start_probability(
+        site_id=site.id,
+        device=data.device_type,
+        source=source,
+        path=path,
+        persona=persona,
+        persona_confidence=confidence,
+        returning=returning,
+        intent=intent,
+        started_at=now,
     )
     session = JourneySession.objects.create(
         site=site,
@@ -176,6 +186,7 @@ def _session_create(*, site: Site, data: SessionStart, request_hash: str, now: d
     visitor.persona_confidence = confidence
     visitor.session_count = F("session_count") + 1
     visitor.save(update_fields=["persona", "persona_confidence", "session_count", "last_seen_at"])
+    monitor.session_started_published(session)
     return session
 
 
@@ -212,15 +223,8 @@ def stage_advance(
     now = now or timezone.now()
     session = JourneySession.objects.select_for_update().get(pk=session.pk)
     engagement = dict(engagement or {})
-    score = engagement.get("engagement_score")
-    probability = intelligence.conversion_probability_prior(
-        stage=to,
-        intent=session.intent_signals,
-        returning=session.returning,
-        engagement_score=score,
-        start=False,
-    )
-    StageTransition.objects.create(
+    probability = stage_update_probability(session=session, stage=to, engagement=engagement)
+    transition = StageTransition.objects.create(
         session=session,
         from_stage=session.current_stage,
         to_stage=to,
@@ -246,6 +250,7 @@ def stage_advance(
             "updated_at",
         ]
     )
+    monitor.stage_changed_published(transition, session)
     return session
 
 

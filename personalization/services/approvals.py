@@ -17,6 +17,7 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from analytics import monitor
 from journeys.config_cache import bump
 from personalization.models import (
     ApprovalRequest,
@@ -167,6 +168,7 @@ def approval_decide(
         obj=obj,
         changes={"version": request.version, "comment": comment, "checklist": request.checklist},
     )
+    monitor.approval_decided_published(request, obj)
     return request
 
 

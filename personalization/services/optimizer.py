@@ -69,7 +69,7 @@ from django.db.models import Max, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from analytics import statistics
+from analytics import monitor, statistics
 from analytics.statistics import Arm
 from journeys.config_cache import bump
 from journeys.models import ConversionEvent, JourneySession
@@ -677,6 +677,7 @@ def _write(work: _Pass) -> list[OptimizationProposal]:
         for proposal in pending
     ]
     AuditLog.objects.bulk_create(work.audits)
+    monitor.proposals_created_published(proposals)
     return proposals
 
 
@@ -753,6 +754,7 @@ def proposal_decide(
     if approve:
         audit(actor=decider, action=f"optimizer_{proposal.kind}", obj=experiment, changes=applied)
         bump(DECISIONS_NAMESPACE)
+    monitor.proposal_decided_published(proposal, experiment)
     return proposal
 
 

@@ -72,7 +72,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
-from analytics import statistics
+from analytics import monitor, statistics
 from journeys.config_cache import VersionedCache, bump
 from journeys.models import ConversionEvent, JourneyPath, JourneySession, Stage, Touchpoint, Visitor
 from personalization.cue_text import format_ends_at, render, window_phrase
@@ -789,6 +789,7 @@ def scarcity_cues(*, session: JourneySession, now: datetime | None = None) -> li
         return []
     recorded = cues_record(session_pk=session.pk, verdicts=eligible, now=now)
     shown = [verdict for verdict in eligible if verdict.rule.id in recorded]
+    monitor.cues_shown_published(session=session, verdicts=shown, at=now)
     return [cue_out(verdict) for verdict in shown]
 
 

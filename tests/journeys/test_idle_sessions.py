@@ -2,15 +2,12 @@
 
 import os
 import subprocess
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -18,6 +15,7 @@ from journeys.models import JourneySession
 from journeys.services.sessions import sessions_close_idle
 from journeys.tasks import close_idle_sessions_task
 from tests.journeys.helpers import JourneySessionFactory, TouchpointFactory
+from tests.processes import database_url_of_the_test_database, wait_for
 
 IDLE_MINUTES = 30
 
@@ -132,28 +130,6 @@ def test_celery_task_closes_idle_sessions_when_run_eagerly(site, idle_with_touch
         "s-idle": idle_with_touchpoints.last_activity_at,
         "s-active": None,
     }
-
-
-def database_url_of_the_test_database() -> str:
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = quote(db["HOST"] or "", safe="")
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    url = f"postgres://{credentials}@{host}{port}/{quote(db['NAME'], safe='')}"
-    # The embedded server listens on a unix socket named in OPTIONS (``?host=/path``).
-    socket_dir = db.get("OPTIONS", {}).get("host")
-    return f"{url}?host={quote(socket_dir, safe='/')}" if socket_dir else url
-
-
-def wait_for(condition, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 @pytest.mark.worker

@@ -470,3 +470,18 @@ def test_refused_deciders_change_nothing(winner_proposal, django_user_model, who
         proposal_decide(proposal=winner_proposal, decider=decider, approve=True)
 
     assert state() == before
+
+
+def test_approver_opens_a_pending_proposal_in_the_approvals_queue(site, approver, client):
+    experiment = live_experiment(site, allocation=Allocation.BANDIT, minimum_sample=5000)
+    traffic(experiment, {"a": (1000, 100), "b": (1000, 140)})
+    [proposal] = experiments_optimize(now=NOW)
+    request = ApprovalRequest.objects.get(object_id=proposal.pk)
+    client.force_login(approver)
+
+    page = client.get(f"/admin/personalization/approvalrequest/{request.pk}/change/")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "hero-test" in text  # the proposal's experiment, named by its key in the snapshot
+    assert "Evidence reviewed" in text  # the proposal template's checklist

@@ -131,7 +131,8 @@ class CrossDeviceLink(models.Model):
 
 
 class JourneySession(models.Model):
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="sessions")
+    # Indexed by (site, session_id) and (site, started_at), which start with it.
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="sessions", db_index=False)
     visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="sessions")
     session_id = models.CharField(max_length=100)
     persona_type = models.CharField(max_length=50, blank=True)

@@ -184,7 +184,8 @@ class ExperimentArm(models.Model):
 class Assignment(models.Model):
     """A visitor's sticky arm in an experiment (recorded at first assignment)."""
 
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="assignments")
+    # Indexed by ``assignment_unique`` (experiment, visitor): a second index would only cost writes.
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="assignments")
     variant = models.ForeignKey(ContentVariant, on_delete=models.CASCADE, related_name="+")
     bucket = models.FloatField()
@@ -200,10 +201,11 @@ class Assignment(models.Model):
 class Exposure(models.Model):
     """The first exposure of a session to a variant."""
 
-    session = models.ForeignKey(JourneySession, on_delete=models.CASCADE, related_name="exposures")
+    # session and experiment are indexed by the composite indexes below that start with them.
+    session = models.ForeignKey(JourneySession, on_delete=models.CASCADE, related_name="exposures", db_index=False)
     variant = models.ForeignKey(ContentVariant, on_delete=models.CASCADE, related_name="exposures")
     experiment = models.ForeignKey(
-        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="exposures"
+        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="exposures", db_index=False
     )
     variant_version = models.PositiveIntegerField()
     exposed_at = models.DateTimeField(db_index=True)
@@ -465,7 +467,8 @@ class RuleEvidence(models.Model):
 class HoldoutMembership(models.Model):
     """Whether an eligible session is in a rule's holdout: decided once, then sticky."""
 
-    rule = models.ForeignKey(ScarcityRule, on_delete=models.CASCADE, related_name="holdout_memberships")
+    # Indexed by ``holdout_once_per_rule_session`` (rule, session).
+    rule = models.ForeignKey(ScarcityRule, on_delete=models.CASCADE, related_name="holdout_memberships", db_index=False)
     session = models.ForeignKey(JourneySession, on_delete=models.CASCADE, related_name="scarcity_holdouts")
     in_holdout = models.BooleanField()
     bucket = models.FloatField()
@@ -481,8 +484,9 @@ class HoldoutMembership(models.Model):
 class ClaimLedger(models.Model):
     """Every urgency cue shown: the exact text and the evidence it stood on."""
 
-    session = models.ForeignKey(JourneySession, on_delete=models.CASCADE, related_name="claims")
-    rule = models.ForeignKey(ScarcityRule, on_delete=models.PROTECT, related_name="claims")
+    # Both indexed by the (session, shown_at) and (rule, shown_at) indexes below.
+    session = models.ForeignKey(JourneySession, on_delete=models.CASCADE, related_name="claims", db_index=False)
+    rule = models.ForeignKey(ScarcityRule, on_delete=models.PROTECT, related_name="claims", db_index=False)
     rule_version = models.PositiveIntegerField()
     trigger_type = models.CharField(max_length=30, choices=TriggerType.choices)
     text = models.CharField(max_length=300)

@@ -369,8 +369,15 @@ def _check_ok(phase: Phase) -> None:
         raise RuntimeError(f"{phase.label}: HTTP {bad[0].status}: {bad[0].body[:300]!r}")
 
 
+def _per_request(phase: Phase) -> str:
+    def ms(seconds: float | None) -> str:
+        return "?" if seconds is None else f"{seconds * 1000 / len(phase.answers):.2f}"
+
+    return f"{ms(phase.meter.server_cpu)} + {ms(phase.meter.database_cpu)} ms"
+
+
 def _run_phase(label: str, server: Server, requests: list[bytes], check: Callable[[Phase], None]) -> Phase:
-    with CpuMeter(server_pgid=server.process.pid) as meter:
+    with CpuMeter(server_pgid=server.process.pid, database=True) as meter:
         answers = drive(server.port, requests)
     phase = Phase(label, answers, meter)
     check(phase)
@@ -483,7 +490,7 @@ def decision_benchmark(options: BenchOptions) -> BenchResult:
             "client p99 adds the wait in the server's accept queue, about concurrency / throughput.",
             "each decision and stage update is the session's first, so it writes its exposures, "
             "assignment, records (and claims, transition): the expensive case.",
-            "server CPU seconds per phase (last run): "
-            + ", ".join(f"{n} {phases[n][-1].meter.server_cpu or 0:.1f}" for n in phases),
+            "CPU per request (last run), web server + PostgreSQL backends: "
+            + ", ".join(f"{n} {_per_request(phases[n][-1])}" for n in phases),
         ],
     )

@@ -38,6 +38,11 @@ recompute instead. The unit of work is one ``(site, day)`` key:
 The cost of a run is proportional to the sessions of the dirty keys (usually today's
 and yesterday's per active site), not to the history.
 
+The hot statements (a decision's write, a stage move) write several raw tables at once,
+all for one session: they append their one mark themselves (:data:`SELF_MARKING_CTE`)
+and the triggers skip that statement, instead of every table's trigger appending the
+same mark (migration ``0004_rollup_marks_by_writer``).
+
 Raw touchpoints are not read at all (a session's ``total_touchpoints`` is), so the
 retention purge (``analytics.retention``) cannot change any rollup, now or in a later
 recompute of an old day, and it marks nothing dirty.
@@ -64,6 +69,15 @@ from analytics.models import (
     StageFlowDaily,
     VariantDaily,
 )
+
+# A statement that writes rows of one session marks the session's key itself, once,
+# and the raw tables' triggers skip it (migration ``0004_rollup_marks_by_writer``).
+MARKED_SETTING = "analytics.rollup_marked_at"
+SELF_MARKING_CTE = f"""rollup_marked AS (
+    INSERT INTO {RollupDirtyDay._meta.db_table} (site_id, day)
+    SELECT s.site_id, (s.started_at AT TIME ZONE 'UTC')::date FROM journeys_journeysession s
+    WHERE s.id = %(session)s AND set_config('{MARKED_SETTING}', statement_timestamp()::text, true) IS NOT NULL
+)"""
 
 RUN_HISTORY = timedelta(days=7)
 ROLLUP_LOCK = 0x524F4C4C5550  # "ROLLUP": one rollup writer at a time

@@ -42,11 +42,15 @@ class SiteApi(APIView):
     permission_classes = [HasSiteKey]
     parser_classes = [StorableJSONParser]
 
-    def session_or_404(self, request, session_id: str):
-        session = session_for(request.site, session_id)
-        if session is None:
+    def session_or_404(self, request, session_id: str, *, lock: bool = False, hot: bool = False):
+        return self.found_or_404(session_for(request.site, session_id, lock=lock, hot=hot), session_id)
+
+    @staticmethod
+    def found_or_404(found, session_id: str):
+        """``found`` (a session, or what a selector read with it) unless it is None: 404."""
+        if found is None:
             raise NotFound(f"No session '{session_id}' for this site.", code="session_not_found")
-        return session
+        return found
 
     @staticmethod
     def valid(serializer_class, data) -> dict:
@@ -104,11 +108,12 @@ class SessionStartApi(SiteApi):
 class StageUpdateApi(SiteApi):
     def post(self, request, session_id: str):
         data = self.valid(StageUpdateIn, request.data)
-        session = self.session_or_404(request, session_id)
-        # The move and the claims of the cues it answers with commit together (one WAL flush).
+        # The move and the claims of the cues it answers with commit together (one WAL
+        # flush); the session is read and locked once, with its visitor.
         with transaction.atomic():
             session = stage_advance(
-                session=session,
+                session=self.session_or_404(request, session_id, lock=True, hot=True),
+                locked=True,
                 to=data["new_stage"],
                 trigger=data["trigger_event"],
                 engagement=data["engagement"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
+from dataclasses import dataclass
 
 from django.db import connection
 
@@ -55,43 +56,124 @@ def site_for_key(public_key: str) -> Site | None:
     return site
 
 
-@functools.cache
-def _session_select() -> str:
-    columns = [f's."{f.column}"' for f in JourneySession._meta.concrete_fields]
-    columns += [f'v."{f.column}"' for f in Visitor._meta.concrete_fields]
+# What the decision and stage paths read of a session and its visitor. The rest (the
+# entry point, UTM, referrer and metadata documents, the idempotency hash...) is left
+# deferred: it loads on first access, as with ``QuerySet.only``.
+HOT_SESSION_FIELDS = (
+    "id",
+    "site",
+    "visitor",
+    "session_id",
+    "persona_type",
+    "persona_confidence",
+    "device_type",
+    "source",
+    "returning",
+    "started_at",
+    "last_activity_at",
+    "current_stage",
+    "max_stage",
+    "journey_path",
+    "conversion_probability",
+    "intent_signals",
+    "engagement",
+)
+HOT_VISITOR_FIELDS = (
+    "id",
+    "site",
+    "visitor_id",
+    "consent_personalization",
+    "consent_cross_device",
+    "persona",
+    "persona_confidence",
+    "scarcity_sensitivity",
+)
+
+
+@dataclass(frozen=True)
+class _Loader:
+    """Builds instances of ``model`` from the values of ``fields``, as the ORM would."""
+
+    model: type
+    fields: tuple
+    attnames: tuple[str, ...]
+    converters: tuple  # (index, field, converters) for the fields that have any
+
+    @classmethod
+    @functools.cache
+    def of(cls, model, names: tuple[str, ...] | None) -> _Loader:
+        fields = tuple(f for f in model._meta.concrete_fields if names is None or f.name in names)
+        converters = tuple(
+            (index, field, tuple(field.get_db_converters(connection)))
+            for index, field in enumerate(fields)
+            if field.get_db_converters(connection)
+        )
+        return cls(model, fields, tuple(f.attname for f in fields), converters)
+
+    def columns(self, alias: str) -> list[str]:
+        return [f'{alias}."{field.column}"' for field in self.fields]
+
+    def load(self, values):
+        values = list(values)
+        for index, field, converters in self.converters:
+            value = values[index]
+            for converter in converters:
+                value = converter(value, field, connection)
+            values[index] = value
+        return self.model.from_db(connection.alias, self.attnames, values)
+
+
+def _loaders(hot: bool) -> tuple[_Loader, _Loader]:
     return (
-        f"SELECT {', '.join(columns)} FROM {JourneySession._meta.db_table} s "
-        f"JOIN {Visitor._meta.db_table} v ON v.id = s.visitor_id WHERE s.site_id = %s AND s.session_id = %s"
+        _Loader.of(JourneySession, HOT_SESSION_FIELDS if hot else None),
+        _Loader.of(Visitor, HOT_VISITOR_FIELDS if hot else None),
     )
 
 
-def _from_row(model, values):
-    """A model instance from its concrete columns, as the ORM would load it."""
-    fields = model._meta.concrete_fields
-    converted = []
-    for field, value in zip(fields, values, strict=True):
-        for converter in field.get_db_converters(connection):
-            value = converter(value, field, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+@functools.cache
+def session_select_sql(extra_columns: tuple[str, ...] = (), lock: bool = False, hot: bool = False) -> str:
+    """``SELECT`` of a session (alias ``s``) and its visitor (``v``) by site and session id,
+    then ``extra_columns`` (SQL expressions over ``s`` and ``v``); ``lock`` locks the
+    session row (not the visitor's); ``hot`` reads only the hot fields. Built once per shape."""
+    sessions, visitors = _loaders(hot)
+    columns = [*sessions.columns("s"), *visitors.columns("v"), *extra_columns]
+    return (
+        f"SELECT {', '.join(columns)} FROM {JourneySession._meta.db_table} s "
+        f"JOIN {Visitor._meta.db_table} v ON v.id = s.visitor_id WHERE s.site_id = %s AND s.session_id = %s"
+        + (" FOR UPDATE OF s" if lock else "")
+    )
 
 
-def session_for(site: Site, session_id: str) -> JourneySession | None:
-    """The session with its visitor: what every site endpoint reads first.
+def session_row_for(
+    site: Site, session_id: str, *extra_columns: str, lock: bool = False, hot: bool = False
+) -> tuple[JourneySession, tuple] | None:
+    """The session with its visitor, and the values of ``extra_columns``: one query.
 
     It is on the hot path of every decision and stage update, so it is one hand-written
     join (built once from the models' fields) instead of an ORM query compiled per call;
-    the instances are the ones ``select_related("visitor")`` would give.
+    the instances are the ones ``select_related("visitor")`` would give (with ``hot``,
+    the ones ``only()`` of :data:`HOT_SESSION_FIELDS` and :data:`HOT_VISITOR_FIELDS`
+    would). Callers add what they need in the same round trip (the decision: the
+    visitor's assignments). ``lock`` (inside a transaction) locks the session row until
+    it ends, as ``select_for_update`` would.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_session_select(), [site.pk, session_id])
+        cursor.execute(session_select_sql(extra_columns, lock, hot), [site.pk, session_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(JourneySession._meta.concrete_fields)
-    session = _from_row(JourneySession, row[:split])
-    JourneySession.visitor.field.set_cached_value(session, _from_row(Visitor, row[split:]))
-    return session
+    sessions, visitors = _loaders(hot)
+    split = len(sessions.fields)
+    end = split + len(visitors.fields)
+    session = sessions.load(row[:split])
+    JourneySession.visitor.field.set_cached_value(session, visitors.load(row[split:end]))
+    return session, row[end:]
+
+
+def session_for(site: Site, session_id: str, *, lock: bool = False, hot: bool = False) -> JourneySession | None:
+    """The session with its visitor (see :func:`session_row_for`)."""
+    found = session_row_for(site, session_id, lock=lock, hot=hot)
+    return found[0] if found is not None else None
 
 
 def session_timeline(session: JourneySession) -> list[dict]:

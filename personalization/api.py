@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from journeys.api import SITE_KEY, SiteApi
 from journeys.serializers import StrictSerializer
 from personalization.decisions import UnknownSlots, decide
+from personalization.selectors import decision_session_for
 
 
 class DecideIn(StrictSerializer):
@@ -21,8 +22,10 @@ class DecideIn(StrictSerializer):
 class DecideApi(SiteApi):
     def post(self, request):
         data = self.valid(DecideIn, request.data)
-        session = self.session_or_404(request, data["session_id"])
+        session, assigned = self.found_or_404(
+            decision_session_for(request.site, data["session_id"]), data["session_id"]
+        )
         try:
-            return Response(decide(session=session, slots=data["slots"], context=data["context"]))
+            return Response(decide(session=session, slots=data["slots"], context=data["context"], assigned=assigned))
         except UnknownSlots as error:
             raise serializers.ValidationError({"slots": [f"Unknown slot: {slot}." for slot in error.slots]}) from None

@@ -12,9 +12,10 @@ Per requested slot:
 3. Without personalization consent: the experiment's control (the visitor is not
    counted in the experiment) or the slot's default; no behavioural data is used.
 
-New assignments, exposures (first per session and variant) and personalization records
-are written by one statement (:data:`DECISION_WRITE_SQL`): atomic, one round trip, and
-``ON CONFLICT`` makes a repeated decision record nothing new. Configuration comes from the in-process cache
+New assignments, exposures (first per session and variant), personalization records and
+the claims of the decision's scarcity cues are written by one statement
+(:data:`DECISION_WRITE_SQL`): atomic, one round trip, and ``ON CONFLICT`` makes a
+repeated decision record nothing new. Configuration comes from the in-process cache
 (:mod:`personalization.selectors`), never from per-request queries.
 """
 
@@ -22,14 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from analytics.rollups import SELF_MARKING_CTE
 from journeys import intelligence
 from journeys.models import JourneySession
 from personalization.models import Exposure
@@ -40,7 +42,7 @@ from personalization.selectors import (
     live_config_for,
     strategy_for,
 )
-from personalization.services.scarcity import scarcity_cues
+from personalization.services.scarcity import CUE_WRITE_CTES, Verdict, cue_write_params, cues_eligible, cues_shown
 
 MODEL_VERSION = "rules-v1"
 
@@ -119,14 +121,15 @@ ASSIGNMENTS_SQL = (
 
 
 def _assignments(
-    session: JourneySession, experiments: list[ExperimentConfig]
+    session: JourneySession, experiments: list[ExperimentConfig], existing: Mapping[int, int] | None
 ) -> tuple[dict[int, int], list[NewAssignment]]:
-    """Sticky arms: existing assignments, and new ones by hash (written by :func:`_write`)."""
+    """Sticky arms: recorded assignments, and new ones by hash (written by :func:`_write`)."""
     if not experiments:
         return {}, []
-    with connection.cursor() as cursor:
-        cursor.execute(ASSIGNMENTS_SQL, [session.visitor_id, [e.id for e in experiments]])
-        existing = dict(cursor.fetchall())
+    if existing is None:
+        with connection.cursor() as cursor:
+            cursor.execute(ASSIGNMENTS_SQL, [session.visitor_id, [e.id for e in experiments]])
+            existing = dict(cursor.fetchall())
     chosen: dict[int, int] = {}
     new: list[NewAssignment] = []
     for experiment in experiments:
@@ -141,7 +144,7 @@ def _assignments(
 
 
 def choose(
-    session: JourneySession, slots: Sequence[str], config: SiteConfig
+    session: JourneySession, slots: Sequence[str], config: SiteConfig, *, assigned: Mapping[int, int] | None = None
 ) -> tuple[list[SlotChoice], list[NewAssignment]]:
     """The variant of each slot, and the assignments this decision makes."""
     consent = session.visitor.consent_personalization
@@ -155,7 +158,7 @@ def choose(
             and bucket(experiment.key, session.visitor.visitor_id, "traffic") < experiment.traffic_share
         ):
             in_test.append(experiment)
-    arms, new = _assignments(session, in_test)
+    arms, new = _assignments(session, in_test, assigned)
     choices = []
     for slot in slots:
         variants = config.slots.get(slot, [])
@@ -178,43 +181,51 @@ def _offer_active(offer, now: datetime) -> bool:
     return (starts is None or starts <= now) and (ends is None or now < ends)
 
 
-# One statement writes a decision's new assignments, exposures and personalization
-# records: atomic on its own, one round trip, nothing written twice (ON CONFLICT).
-DECISION_WRITE_SQL = """
+# One statement writes everything a decision records: new assignments, exposures,
+# personalization records, and the holdout memberships and ledger rows of its cues.
+# Run outside a transaction it is one round trip and one commit (one WAL flush); inside
+# a caller's (a stage update) it joins it. ``ON CONFLICT`` makes a repeated decision
+# record nothing new. Arrays, not VALUES lists: the text is the same for any decision.
+# It marks the session's rollup key itself (``analytics.rollups``).
+DECISION_WRITE_SQL = f"""
 WITH assigned AS (
     INSERT INTO personalization_assignment (experiment_id, visitor_id, variant_id, bucket, assigned_at)
     SELECT t.experiment, %(visitor)s, t.variant, t.bucket, %(now)s
     FROM unnest(%(a_experiments)s::bigint[], %(a_variants)s::bigint[], %(a_buckets)s::float8[])
         AS t(experiment, variant, bucket)
     ON CONFLICT (experiment_id, visitor_id) DO UPDATE SET variant_id = EXCLUDED.variant_id, bucket = EXCLUDED.bucket
-    RETURNING 1
 ), exposed AS (
     INSERT INTO personalization_exposure (session_id, variant_id, experiment_id, variant_version, exposed_at)
     SELECT %(session)s, t.variant, t.experiment, t.version, %(now)s
     FROM unnest(%(variants)s::bigint[], %(experiments)s::bigint[], %(versions)s::integer[])
         AS t(variant, experiment, version)
     ON CONFLICT (session_id, variant_id) DO NOTHING
-    RETURNING 1
 ), recorded AS (
     INSERT INTO personalization_personalizationrecord (
         session_id, personalization_type, strategy, variant_id, content_delivered, user_response,
         engagement_time, conversion_attributed, model_version, confidence, created_at
     )
-    SELECT %(session)s, 'content', t.strategy, t.variant, t.content, '{}'::jsonb, 0, false, t.model,
+    SELECT %(session)s, 'content', t.strategy, t.variant, t.content, '{{}}'::jsonb, 0, false, t.model,
         %(confidence)s, %(now)s
     FROM unnest(%(strategies)s::text[], %(variants)s::bigint[], %(contents)s::jsonb[], %(models)s::text[])
         AS t(strategy, variant, content, model)
     ON CONFLICT (session_id, variant_id) WHERE variant_id IS NOT NULL DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM assigned), (SELECT count(*) FROM exposed), (SELECT count(*) FROM recorded)
+), {CUE_WRITE_CTES}, {SELF_MARKING_CTE}
+SELECT array(SELECT rule_id FROM cue_shown)
 """
 
 
-def _write(session: JourneySession, choices: list[SlotChoice], new: list[NewAssignment], now: datetime) -> None:
+def _write(
+    session: JourneySession,
+    choices: list[SlotChoice],
+    new: list[NewAssignment],
+    cues: list[Verdict],
+    now: datetime,
+) -> list[int]:
+    """Record the decision (:data:`DECISION_WRITE_SQL`); the rules whose cues were shown."""
     shown = [choice for choice in choices if choice.variant is not None]
-    if not shown and not new:
-        return
+    if not shown and not new and not cues:
+        return []
     params = {
         "visitor": session.visitor_id,
         "session": session.pk,
@@ -231,9 +242,11 @@ def _write(session: JourneySession, choices: list[SlotChoice], new: list[NewAssi
             json.dumps({"slot": c.slot, "variant": c.variant.key, "version": c.variant.version}) for c in shown
         ],
         "models": [c.experiment.key if c.experiment else MODEL_VERSION for c in shown],
+        **cue_write_params(cues),
     }
     with connection.cursor() as cursor:
         cursor.execute(DECISION_WRITE_SQL, params)
+        return cursor.fetchone()[0]
 
 
 def optimization_opportunities(session: JourneySession) -> list[dict]:
@@ -275,9 +288,14 @@ def decide(
     slots: Sequence[str] | None = None,
     context: dict | None = None,
     strict: bool = True,
+    assigned: Mapping[int, int] | None = None,
     now: datetime | None = None,
 ) -> dict:
     """The ``/decide`` answer for ``slots`` (all of the site's slots when None); records exposures.
+
+    ``assigned`` is the visitor's recorded arms (experiment id -> variant id) when the
+    caller read them with the session (:func:`personalization.selectors.decision_session_for`);
+    otherwise they are read here.
 
     Unknown slot keys raise :class:`UnknownSlots` when ``strict``; otherwise (the first
     decision of a session start, whose session is already stored) they are listed in
@@ -290,12 +308,10 @@ def decide(
     if unknown and strict:
         raise UnknownSlots(unknown)
     requested = [slot for slot in requested if slot in config.slot_keys]
-    choices, new = choose(session, requested, config)
-    # The decision's records and the claims of its cues commit together: one WAL flush.
-    # Inside a caller's transaction (a stage update) they join it, without a savepoint.
-    with transaction.atomic(savepoint=False):
-        _write(session, choices, new, now)
-        cues = scarcity_cues(session=session, now=now)
+    choices, new = choose(session, requested, config, assigned=assigned)
+    eligible = cues_eligible(session=session, now=now)
+    recorded = _write(session, choices, new, eligible, now)
+    cues = cues_shown(session=session, eligible=eligible, recorded=recorded, now=now)
     out_slots = {}
     for choice in choices:
         variant = choice.variant

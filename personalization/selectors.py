@@ -11,6 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from journeys.config_cache import VersionedCache
+from journeys.models import JourneySession, Site
+from journeys.selectors import session_row_for
 from personalization.models import ContentVariant, Experiment, ExperimentArm, Offer, Slot, Status
 from personalization.services.approvals import DECISIONS_NAMESPACE
 
@@ -209,3 +211,20 @@ _EMPTY = SiteConfig()
 
 def live_config_for(site_id: int) -> SiteConfig:
     return _config.get().get(site_id, _EMPTY)
+
+
+# The visitor's recorded arms, read with the session (:func:`decision_session_for`).
+ASSIGNED_COLUMN = (
+    "(SELECT array_agg(ARRAY[a.experiment_id, a.variant_id]) "
+    "FROM personalization_assignment a WHERE a.visitor_id = s.visitor_id)"
+)
+
+
+def decision_session_for(site: Site, session_id: str) -> tuple[JourneySession, dict[int, int]] | None:
+    """The session, its visitor, and the visitor's assignments (experiment id -> variant
+    id): everything a decision reads from the database, in one query."""
+    found = session_row_for(site, session_id, ASSIGNED_COLUMN, hot=True)
+    if found is None:
+        return None
+    session, (assigned,) = found
+    return session, dict(assigned or ())

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from analytics import monitor
 from analytics.conversion_training import session_start_probability, stage_update_probability
+from analytics.rollups import SELF_MARKING_CTE
 from journeys import intelligence
 from journeys.hashing import keyed_hash, payload_hash
 from journeys.models import (
@@ -205,6 +207,22 @@ def journey_state(session: JourneySession) -> dict:
     }
 
 
+# A stage move in one round trip: the session's new state and its transition, and the
+# session's rollup key marked once (``analytics.rollups``).
+STAGE_MOVE_SQL = f"""
+WITH {SELF_MARKING_CTE}, moved AS (
+    UPDATE {JourneySession._meta.db_table}
+    SET current_stage = %(to)s, max_stage = %(max_stage)s, conversion_probability = %(probability)s,
+        engagement = %(engagement)s::jsonb, last_activity_at = %(last_activity)s, updated_at = %(now)s
+    WHERE id = %(session)s
+)
+INSERT INTO {StageTransition._meta.db_table}
+    (session_id, from_stage, to_stage, trigger_event, engagement, context, conversion_probability, created_at)
+VALUES (%(session)s, %(from)s, %(to)s, %(trigger)s, %(step)s::jsonb, %(context)s::jsonb, %(probability)s, %(now)s)
+RETURNING id
+"""
+
+
 @transaction.atomic(savepoint=False)
 def stage_advance(
     *,
@@ -214,25 +232,23 @@ def stage_advance(
     engagement: Mapping | None = None,
     context: Mapping | None = None,
     now: datetime | None = None,
+    locked: bool = False,
 ) -> JourneySession:
     """Move a session to any of the five stages and record the transition.
 
-    Locks the session row, so two concurrent updates of one session serialize. Moving
+    Locks the session row, so two concurrent updates of one session serialize; a
+    caller that read ``session`` with its row locked in the current transaction
+    (``session_for(..., lock=True)``) says ``locked`` and it is not read again. Moving
     to the stage the session is in is recorded too (the client said it happened).
+    Returns the session as it is now, its visitor loaded.
     """
     now = now or timezone.now()
-    session = JourneySession.objects.select_for_update().get(pk=session.pk)
+    if not locked:
+        session = JourneySession.objects.select_for_update(of=("self",)).select_related("visitor").get(pk=session.pk)
     engagement = dict(engagement or {})
+    context = dict(context or {})
     probability = stage_update_probability(session=session, stage=to, engagement=engagement)
-    transition = StageTransition.objects.create(
-        session=session,
-        from_stage=session.current_stage,
-        to_stage=to,
-        trigger_event=trigger,
-        engagement=engagement,
-        context=dict(context or {}),
-        conversion_probability=probability,
-    )
+    from_stage = session.current_stage
     session.current_stage = to
     if STAGE_ORDER[to] > STAGE_ORDER[session.max_stage]:
         session.max_stage = to
@@ -240,15 +256,35 @@ def stage_advance(
     if engagement:
         session.engagement = {**session.engagement, **engagement}
     session.last_activity_at = max(session.last_activity_at, now)
-    session.save(
-        update_fields=[
-            "current_stage",
-            "max_stage",
-            "conversion_probability",
-            "engagement",
-            "last_activity_at",
-            "updated_at",
-        ]
+    session.updated_at = now
+    with connection.cursor() as cursor:
+        cursor.execute(
+            STAGE_MOVE_SQL,
+            {
+                "session": session.pk,
+                "from": from_stage,
+                "to": to,
+                "max_stage": session.max_stage,
+                "probability": probability,
+                "engagement": json.dumps(session.engagement),
+                "last_activity": session.last_activity_at,
+                "now": now,
+                "trigger": trigger,
+                "step": json.dumps(engagement),
+                "context": json.dumps(context),
+            },
+        )
+        transition_id = cursor.fetchone()[0]
+    transition = StageTransition(
+        id=transition_id,
+        session=session,
+        from_stage=from_stage,
+        to_stage=to,
+        trigger_event=trigger,
+        engagement=engagement,
+        context=context,
+        conversion_probability=probability,
+        created_at=now,
     )
     monitor.stage_changed_published(transition, session)
     return session

@@ -23,7 +23,7 @@ Three parts, each with one job:
 
 2. **Validation at display time** (:func:`cue_validate`, a pure function of the rule's
    approved configuration, the cached evidence, the session's facts and ``now``). The
-   decision path (:func:`scarcity_cues`) reads rules from the in-process configuration
+   decision path (:func:`cues_eligible`) reads rules from the in-process configuration
    cache and evidence from Redis - one ``MGET`` - and never runs a counting query. A
    cue shows only when all of these hold:
 
@@ -68,7 +68,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
@@ -670,73 +670,53 @@ def cue_validate(
 # --- the decision path ------------------------------------------------------------------
 
 
-_SHOW_SQL = """
-WITH wanted (rule_id, in_holdout, bucket, rule_version, trigger_type, text, evidence, measured_at, ends_at) AS (
-    VALUES {values}
-),
-inserted AS (
-    INSERT INTO {holdout} (rule_id, session_id, in_holdout, bucket, assigned_at)
-    SELECT rule_id, %(session)s, in_holdout, bucket, %(now)s FROM wanted
+# The cue part of a decision's one write statement (``personalization.decisions``): the
+# CTEs record the holdout memberships of the eligible rules not recorded yet (with their
+# hashed side), keep a membership recorded before (a session keeps its side even when
+# the rule's holdout share changes later), and write the ledger row of every rule whose
+# session is not held out. ``cue_shown`` returns the rules shown. The ledger row commits
+# with the decision, before the answer that shows the cue is sent. Arrays, not a VALUES
+# list, so the statement's text is the same for any number of cues.
+CUE_WRITE_CTES = f"""
+cue_wanted AS (
+    SELECT * FROM unnest(
+        %(c_rules)s::bigint[], %(c_holdout)s::boolean[], %(c_buckets)s::float8[], %(c_versions)s::integer[],
+        %(c_triggers)s::text[], %(c_texts)s::text[], %(c_evidence)s::jsonb[], %(c_measured)s::timestamptz[],
+        %(c_ends)s::timestamptz[]
+    ) AS t(rule_id, in_holdout, bucket, rule_version, trigger_type, text, evidence, measured_at, ends_at)
+), cue_inserted AS (
+    INSERT INTO {HoldoutMembership._meta.db_table} (rule_id, session_id, in_holdout, bucket, assigned_at)
+    SELECT rule_id, %(session)s, in_holdout, bucket, %(now)s FROM cue_wanted
     ON CONFLICT (rule_id, session_id) DO NOTHING
     RETURNING rule_id, in_holdout
-),
-membership AS (
-    SELECT rule_id, in_holdout FROM inserted
+), cue_membership AS (
+    SELECT rule_id, in_holdout FROM cue_inserted
     UNION ALL
-    SELECT m.rule_id, m.in_holdout FROM {holdout} m
-    WHERE m.session_id = %(session)s AND m.rule_id IN (SELECT rule_id FROM wanted)
-),
-shown AS (
-    INSERT INTO {ledger}
+    SELECT m.rule_id, m.in_holdout FROM {HoldoutMembership._meta.db_table} m
+    WHERE m.session_id = %(session)s AND m.rule_id = ANY(%(c_rules)s::bigint[])
+), cue_shown AS (
+    INSERT INTO {ClaimLedger._meta.db_table}
         (session_id, rule_id, rule_version, trigger_type, text, evidence, evidence_measured_at, ends_at, shown_at)
     SELECT %(session)s, w.rule_id, w.rule_version, w.trigger_type, w.text, w.evidence, w.measured_at, w.ends_at, %(now)s
-    FROM wanted w LEFT JOIN membership ms ON ms.rule_id = w.rule_id
+    FROM cue_wanted w LEFT JOIN cue_membership ms ON ms.rule_id = w.rule_id
     WHERE NOT COALESCE(ms.in_holdout, w.in_holdout)
     RETURNING rule_id
-)
-SELECT rule_id FROM shown
-"""
-_SHOW_ROW = (
-    "(%s::bigint, %s::boolean, %s::double precision, %s::integer, %s::varchar, %s::varchar, %s::jsonb, "
-    "%s::timestamptz, %s::timestamptz)"
-)
+)"""
 
 
-def cues_record(*, session_pk: int, verdicts: list[Verdict], now: datetime) -> set[int]:
-    """Record holdout memberships and the ledger rows of the cues shown; the rules shown.
-
-    One statement, one commit: the memberships of eligible rules not recorded yet are
-    inserted with their hashed side; a membership recorded before wins (so a session
-    keeps its side even when the rule's holdout share changes later); every rule whose
-    session is not held out gets its ledger row. The ledger row is committed before
-    the answer that shows the cue is sent.
-    """
-    params: list = []
-    for verdict in verdicts:
-        claim = verdict.claim
-        params += [
-            verdict.rule.id,
-            not verdict.shown,
-            verdict.bucket,
-            verdict.rule.version,
-            verdict.rule.trigger_type,
-            claim.text,
-            json.dumps(_evidence_out(claim)),
-            claim.measured_at,
-            claim.ends_at,
-        ]
-    values = ", ".join(_numbered(index) for index in range(len(verdicts)))
-    sql = _SHOW_SQL.format(values=values, holdout=HoldoutMembership._meta.db_table, ledger=ClaimLedger._meta.db_table)
-    named = {f"p{index}": value for index, value in enumerate(params)}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {**named, "session": session_pk, "now": now})
-        return {row[0] for row in cursor.fetchall()}
-
-
-def _numbered(row: int) -> str:
-    """Row ``row`` of the VALUES list, its nine parameters named ``p<n>``."""
-    parts = _SHOW_ROW.split("%s")
-    return "".join(part + (f"%(p{row * 9 + index})s" if index < 9 else "") for index, part in enumerate(parts))
+def cue_write_params(verdicts: list[Verdict]) -> dict:
+    """The parameters of :data:`CUE_WRITE_CTES` for the eligible ``verdicts``."""
+    return {
+        "c_rules": [v.rule.id for v in verdicts],
+        "c_holdout": [not v.shown for v in verdicts],
+        "c_buckets": [v.bucket for v in verdicts],
+        "c_versions": [v.rule.version for v in verdicts],
+        "c_triggers": [v.rule.trigger_type for v in verdicts],
+        "c_texts": [v.claim.text for v in verdicts],
+        "c_evidence": [json.dumps(_evidence_out(v.claim)) for v in verdicts],
+        "c_measured": [v.claim.measured_at for v in verdicts],
+        "c_ends": [v.claim.ends_at for v in verdicts],
+    }
 
 
 def _evidence_out(claim: Claim) -> dict:
@@ -757,17 +737,16 @@ def cue_out(verdict: Verdict) -> dict:
     }
 
 
-def scarcity_cues(*, session: JourneySession, now: datetime | None = None) -> list[dict]:
-    """The cues to show ``session`` now, recorded in the claims ledger.
+def cues_eligible(*, session: JourneySession, now: datetime) -> list[Verdict]:
+    """The cues that may show ``session`` now, before its holdout side is looked up.
 
-    Reads rules from the in-process cache and evidence from Redis; writes holdout
-    memberships and ledger rows (one statement, one commit) only when a cue is eligible. A
-    site without live rules costs nothing.
+    Reads rules from the in-process cache and evidence from Redis (one ``MGET``) and
+    writes nothing; the decision records what it shows with :data:`CUE_WRITE_CTES`.
+    A site without live rules costs nothing.
     """
     rules = live_rules_for(session.site_id)
     if not rules:
         return []
-    now = now or timezone.now()
     viewer = viewer_for(session)
     targeted = [rule for rule in rules if eligibility_refusal(rule, viewer) is None]
     if not targeted:
@@ -778,16 +757,21 @@ def scarcity_cues(*, session: JourneySession, now: datetime | None = None) -> li
         if any(rule.trigger_type == TriggerType.EXCLUSIVITY for rule in targeted)
         else None
     )
-    eligible = [
+    return [
         verdict
         for verdict in (
             cue_validate(rule, evidence.get(rule.id), viewer, now=now, variants=variants) for rule in targeted
         )
         if verdict.eligible
     ]
-    if not eligible:
-        return []
-    recorded = cues_record(session_pk=session.pk, verdicts=eligible, now=now)
+
+
+def cues_shown(
+    *, session: JourneySession, eligible: list[Verdict], recorded: Iterable[int], now: datetime
+) -> list[dict]:
+    """The answer's cues: the eligible ones whose ledger rows were written (``recorded``
+    rule ids), announced on the live monitor."""
+    recorded = set(recorded)
     shown = [verdict for verdict in eligible if verdict.rule.id in recorded]
     monitor.cues_shown_published(session=session, verdicts=shown, at=now)
     return [cue_out(verdict) for verdict in shown]

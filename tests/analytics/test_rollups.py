@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from analytics.models import (
     PersonalizationDaily,
@@ -21,6 +22,8 @@ from analytics.models import (
 from analytics.rollups import ROLLUP_LOCK, RollupInterrupted, rollups_update
 from analytics.tasks import rollups_update_task
 from journeys.models import JourneySession
+from personalization.models import ClaimLedger, TriggerType
+from personalization.services.scarcity import scarcity_evidence_refresh
 from tests.analytics.rollup_helpers import (
     DAY1,
     DAY2,
@@ -37,6 +40,8 @@ from tests.analytics.rollup_helpers import (
     session,
     world,
 )
+from tests.journeys.helpers import move, start
+from tests.personalization.scarcity_helpers import carrying_variant, live_offer, make_rule, staff
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -245,3 +250,43 @@ def test_recompute_of_a_site_and_range_touches_only_those_keys(site, other_site)
             (other_site.pk, date(2026, 11, 10), 99),
         ]
     )
+
+
+def test_decisions_and_stage_moves_mark_their_key_once_and_roll_up_exactly(site, api, django_user_model):
+    # Given a live offer banner with a true low-stock cue, and two sessions started through the API
+    people = (staff(django_user_model, "marketer", "Marketers"), staff(django_user_model, "approver", "Approvers"))
+    now = timezone.now()
+    offer = live_offer(site, people, stock=3, stock_at=now)
+    carrying_variant(site, offer, people)
+    rule = make_rule(site, offer, TriggerType.LOW_STOCK, people, threshold=5)
+    scarcity_evidence_refresh(site_id=site.pk, now=now)
+    for session_id in ("s-a", "s-b"):
+        assert start(api, session_id, slots=[], consent={"personalization": True}).status_code == 201
+    assert rollups_update_task.delay().get() == 1
+    day = JourneySession.objects.get(session_id="s-a").started_at.astimezone(UTC).date()
+
+    # When one decides (a variant shown, a cue claimed) and the other moves a stage (a cue claimed)
+    decided = api.post("/api/v1/decide", {"session_id": "s-a", "slots": ["offer_banner"]}, format="json")
+    after_decision = list(RollupDirtyDay.objects.values_list("site_id", "day"))
+    moved = move(api, "s-b", "decision")
+    after_move = list(RollupDirtyDay.objects.values_list("site_id", "day"))
+
+    # Then each statement marked its session's key once: not once per table it wrote
+    assert [cue["message"] for cue in decided.json()["scarcity"]] == ["Only 3 left"]
+    assert [cue["message"] for cue in moved.json()["scarcity_triggers"]] == ["Only 3 left"]
+    assert after_decision == [(site.pk, day)]
+    assert after_move == [(site.pk, day), (site.pk, day), (site.pk, day)]  # the move, then its decision's claim
+
+    # And the next run rolls up exactly what the recompute from raw gives
+    assert rollups_update_task.delay().get() == 1
+    incremental = rollup_rows()
+    call_command("rollups_recompute")
+    assert rollup_rows() == incremental
+    shown = ScarcityRuleDaily.objects.get(site=site, day=day, rule=rule, device_type="mobile")
+    # each session was shown the cue at its start (awareness) and again now
+    assert ClaimLedger.objects.filter(rule=rule).count() == 4
+    assert (shown.impressions, shown.sessions_shown, shown.exposed_sessions, shown.holdout_sessions) == (4, 2, 2, 0)
+    exposed = VariantDaily.objects.get(site=site, day=day)
+    assert (exposed.exposures, exposed.conversions) == (1, 0)
+    flows = StageFlowDaily.objects.filter(site=site, day=day, to_stage="decision")
+    assert [(f.from_stage, f.transitions) for f in flows] == [("awareness", 1)]

@@ -4,7 +4,9 @@
 one chosen by the strategy table, one carrying an offer), once on a site without
 scarcity rules and once on a site with live rules of three trigger types, beside a
 bare Django endpoint doing one indexed read (``GET /bench/indexed-read``), all on the
-same server in the same run, phases interleaved. Then ``POST /sessions/{id}/stage``.
+same server in the same run, then ``POST /sessions/{id}/stage``. Every decision phase sits
+between two bare phases, and its throughput ratio is against their mean, so a drift of the
+machine's speed during the run (other tenants) moves both sides alike.
 
 What is measured:
 - server-side latency: the ``Server-Timing`` header that the outermost middleware
@@ -102,6 +104,16 @@ class Phase:
     @property
     def throughput(self) -> float:
         return len(self.answers) / self.meter.wall
+
+    @classmethod
+    def merged(cls, label: str, parts: list[Phase]) -> Phase:
+        """One phase of several of the same kind: their answers, their summed wall time and CPU."""
+        meter = CpuMeter()
+        meter.wall = sum(part.meter.wall for part in parts)
+        for name in ("server_cpu", "database_cpu"):
+            values = [getattr(part.meter, name, None) for part in parts]
+            setattr(meter, name, None if None in values else sum(values))
+        return cls(label, [answer for part in parts for answer in part.answers], meter)
 
     def server_ms(self, q: float) -> float | None:
         values = [a.server_ms for a in self.answers if a.server_ms is not None]
@@ -397,6 +409,7 @@ def decision_benchmark(options: BenchOptions) -> BenchResult:
     scarce = decision_site("scarcity", 2 * sessions, scarcity=True)
     vacuum(JourneySession, Visitor)
     phases: dict[str, list[Phase]] = {"bare": [], "decide": [], "scarcity": [], "stage": []}
+    references: dict[str, list[float]] = {"decide": [], "scarcity": []}
     try:
         os.environ["BENCH_ENDPOINTS"] = "true"
         with Server(spec) as server:
@@ -408,12 +421,16 @@ def decision_benchmark(options: BenchOptions) -> BenchResult:
             for run in range(repeats):
                 options.log(f"  run {run + 1}/{repeats}")
                 scarcity_evidence_refresh(site_id=scarce.sessions.site.pk)  # as the evidence worker does each minute
-                phases["bare"].append(_run_phase("bare", server, _bare_requests(plain, per_phase), _check_ok))
+                # Each decision phase sits between two bare phases, and its ratio uses their
+                # mean: the machine's speed drifts (other tenants), and a reference measured
+                # around a phase drifts with it.
+                bare_before = _run_phase("bare", server, _bare_requests(plain, per_phase), _check_ok)
                 phases["decide"].append(
                     _run_phase(
                         "decide", server, _decide_requests(plain, per_phase), lambda p: _check_decisions(p, cues=False)
                     )
                 )
+                bare_between = _run_phase("bare", server, _bare_requests(plain, per_phase), _check_ok)
                 phases["scarcity"].append(
                     _run_phase(
                         "decide+scarcity",
@@ -422,7 +439,11 @@ def decision_benchmark(options: BenchOptions) -> BenchResult:
                         lambda p: _check_decisions(p, cues=True),
                     )
                 )
+                bare_after = _run_phase("bare", server, _bare_requests(plain, per_phase), _check_ok)
                 phases["stage"].append(_run_phase("stage", server, _stage_requests(scarce, per_phase), _check_ok))
+                phases["bare"].append(Phase.merged("bare", [bare_before, bare_between, bare_after]))
+                references["decide"].append((bare_before.throughput + bare_between.throughput) / 2)
+                references["scarcity"].append((bare_between.throughput + bare_after.throughput) / 2)
     finally:
         os.environ.pop("BENCH_ENDPOINTS", None)
         decision_site_delete(plain)
@@ -447,7 +468,7 @@ def decision_benchmark(options: BenchOptions) -> BenchResult:
         name: Series(
             f"{labels[name]}: throughput / bare",
             "ratio",
-            [p.throughput / b.throughput for p, b in zip(phases[name], phases["bare"], strict=True)],
+            [p.throughput / bare for p, bare in zip(phases[name], references[name], strict=True)],
         )
         for name in ("decide", "scarcity")
     }
@@ -477,7 +498,8 @@ def decision_benchmark(options: BenchOptions) -> BenchResult:
         checks=checks,
         setup={
             "summary": f"{spec.label}; {CONCURRENCY} concurrent clients; {per_phase:,} requests per phase; "
-            f"phases interleaved bare, decide, decide+scarcity, stage",
+            f"phases per run: bare, decide, bare, decide+scarcity, bare, stage; "
+            "each ratio against the mean of the bare phases around it",
             "server": spec.label,
             "concurrency": CONCURRENCY,
             "requests_per_phase": per_phase,

@@ -76,7 +76,7 @@ MARKED_SETTING = "analytics.rollup_marked_at"
 SELF_MARKING_CTE = f"""rollup_marked AS (
     INSERT INTO {RollupDirtyDay._meta.db_table} (site_id, day)
     SELECT s.site_id, (s.started_at AT TIME ZONE 'UTC')::date FROM journeys_journeysession s
-    WHERE s.id = %(session)s AND set_config('{MARKED_SETTING}', statement_timestamp()::text, true) IS NOT NULL
+    WHERE s.id = %(session)s::bigint AND set_config('{MARKED_SETTING}', statement_timestamp()::text, true) IS NOT NULL
 )"""
 
 RUN_HISTORY = timedelta(days=7)

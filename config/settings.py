@@ -14,6 +14,7 @@
 | TOUCHPOINT_RETENTION_DAYS | ``395`` | raw touchpoints older than this are purged |
 | OPTIMIZER_CADENCE_MINUTES | ``5`` | the experiment optimizer runs, and windows its proposals, this often |
 | DB_CONN_MAX_AGE | ``60`` | seconds a database connection is reused |
+| DB_PREPARED_STATEMENTS | ``true`` | prepare the hot statements; ``false`` behind a transaction-pooling PgBouncer |
 | SCARCITY_EVIDENCE_SECONDS | ``60`` | the scarcity evidence worker recounts every rule's numbers this often |
 | SCARCITY_MONITOR_MINUTES | ``5`` | the scarcity monitor and the sensitivity learner run this often |
 | SCARCITY_STOCK_STILL_HOURS | ``24`` | a low-stock cue shown this long while the stock never moved is flagged |
@@ -125,6 +126,11 @@ DATABASES = {
     )
 }
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+# The hot statements (config/db.py) are prepared after this many runs on a connection.
+# Off (DB_PREPARED_STATEMENTS=false) behind a transaction-pooling PgBouncer older than 1.21.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    5 if env_bool("DB_PREPARED_STATEMENTS", True) else None
+)
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME") or None
 
 CACHES = {

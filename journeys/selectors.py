@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from config.db import prepared_cursor
 from journeys.config_cache import VersionedCache
 from journeys.intelligence import PathRuleSpec
 from journeys.models import JourneyPathRule, JourneySession, Site, Visitor
@@ -139,8 +140,8 @@ def session_select_sql(extra_columns: tuple[str, ...] = (), lock: bool = False, 
     columns = [*sessions.columns("s"), *visitors.columns("v"), *extra_columns]
     return (
         f"SELECT {', '.join(columns)} FROM {JourneySession._meta.db_table} s "
-        f"JOIN {Visitor._meta.db_table} v ON v.id = s.visitor_id WHERE s.site_id = %s AND s.session_id = %s"
-        + (" FOR UPDATE OF s" if lock else "")
+        f"JOIN {Visitor._meta.db_table} v ON v.id = s.visitor_id "
+        "WHERE s.site_id = %s::bigint AND s.session_id = %s::text" + (" FOR UPDATE OF s" if lock else "")
     )
 
 
@@ -157,7 +158,7 @@ def session_row_for(
     visitor's assignments). ``lock`` (inside a transaction) locks the session row until
     it ends, as ``select_for_update`` would.
     """
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(session_select_sql(extra_columns, lock, hot), [site.pk, session_id])
         row = cursor.fetchone()
     if row is None:

@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from analytics.rollups import SELF_MARKING_CTE
+from config.db import prepared_cursor
 from journeys import intelligence
 from journeys.models import JourneySession
 from personalization.models import Exposure
@@ -185,30 +186,27 @@ def _offer_active(offer, now: datetime) -> bool:
 # personalization records, and the holdout memberships and ledger rows of its cues.
 # Run outside a transaction it is one round trip and one commit (one WAL flush); inside
 # a caller's (a stage update) it joins it. ``ON CONFLICT`` makes a repeated decision
-# record nothing new. Arrays, not VALUES lists: the text is the same for any decision.
+# record nothing new. Rows as JSON documents: the text is the same for any decision.
 # It marks the session's rollup key itself (``analytics.rollups``).
 DECISION_WRITE_SQL = f"""
 WITH assigned AS (
     INSERT INTO personalization_assignment (experiment_id, visitor_id, variant_id, bucket, assigned_at)
-    SELECT t.experiment, %(visitor)s, t.variant, t.bucket, %(now)s
-    FROM unnest(%(a_experiments)s::bigint[], %(a_variants)s::bigint[], %(a_buckets)s::float8[])
-        AS t(experiment, variant, bucket)
+    SELECT t.experiment, %(visitor)s::bigint, t.variant, t.bucket, %(now)s::timestamptz
+    FROM jsonb_to_recordset(%(assignments)s::jsonb) AS t(experiment bigint, variant bigint, bucket float8)
     ON CONFLICT (experiment_id, visitor_id) DO UPDATE SET variant_id = EXCLUDED.variant_id, bucket = EXCLUDED.bucket
 ), exposed AS (
     INSERT INTO personalization_exposure (session_id, variant_id, experiment_id, variant_version, exposed_at)
-    SELECT %(session)s, t.variant, t.experiment, t.version, %(now)s
-    FROM unnest(%(variants)s::bigint[], %(experiments)s::bigint[], %(versions)s::integer[])
-        AS t(variant, experiment, version)
+    SELECT %(session)s::bigint, t.variant, t.experiment, t.version, %(now)s::timestamptz
+    FROM jsonb_to_recordset(%(shown)s::jsonb) AS t(variant bigint, experiment bigint, version integer)
     ON CONFLICT (session_id, variant_id) DO NOTHING
 ), recorded AS (
     INSERT INTO personalization_personalizationrecord (
         session_id, personalization_type, strategy, variant_id, content_delivered, user_response,
         engagement_time, conversion_attributed, model_version, confidence, created_at
     )
-    SELECT %(session)s, 'content', t.strategy, t.variant, t.content, '{{}}'::jsonb, 0, false, t.model,
-        %(confidence)s, %(now)s
-    FROM unnest(%(strategies)s::text[], %(variants)s::bigint[], %(contents)s::jsonb[], %(models)s::text[])
-        AS t(strategy, variant, content, model)
+    SELECT %(session)s::bigint, 'content', t.strategy, t.variant, t.content, '{{}}'::jsonb, 0, false, t.model,
+        %(confidence)s::float8, %(now)s::timestamptz
+    FROM jsonb_to_recordset(%(shown)s::jsonb) AS t(strategy text, variant bigint, content jsonb, model text)
     ON CONFLICT (session_id, variant_id) WHERE variant_id IS NOT NULL DO NOTHING
 ), {CUE_WRITE_CTES}, {SELF_MARKING_CTE}
 SELECT array(SELECT rule_id FROM cue_shown)
@@ -222,7 +220,11 @@ def _write(
     cues: list[Verdict],
     now: datetime,
 ) -> list[int]:
-    """Record the decision (:data:`DECISION_WRITE_SQL`); the rules whose cues were shown."""
+    """Record the decision (:data:`DECISION_WRITE_SQL`); the rules whose cues were shown.
+
+    The rows go as JSON documents: psycopg adapts arrays element by element, which cost
+    more Python time than the statement takes in the database.
+    """
     shown = [choice for choice in choices if choice.variant is not None]
     if not shown and not new and not cues:
         return []
@@ -231,20 +233,25 @@ def _write(
         "session": session.pk,
         "now": now,
         "confidence": session.persona_confidence,
-        "a_experiments": [a.experiment_id for a in new],
-        "a_variants": [a.variant_id for a in new],
-        "a_buckets": [a.bucket for a in new],
-        "variants": [c.variant.id for c in shown],
-        "experiments": [c.experiment.id if c.experiment else None for c in shown],
-        "versions": [c.variant.version for c in shown],
-        "strategies": [c.strategy for c in shown],
-        "contents": [
-            json.dumps({"slot": c.slot, "variant": c.variant.key, "version": c.variant.version}) for c in shown
-        ],
-        "models": [c.experiment.key if c.experiment else MODEL_VERSION for c in shown],
+        "assignments": json.dumps(
+            [{"experiment": a.experiment_id, "variant": a.variant_id, "bucket": a.bucket} for a in new]
+        ),
+        "shown": json.dumps(
+            [
+                {
+                    "variant": c.variant.id,
+                    "experiment": c.experiment.id if c.experiment else None,
+                    "version": c.variant.version,
+                    "strategy": c.strategy,
+                    "content": {"slot": c.slot, "variant": c.variant.key, "version": c.variant.version},
+                    "model": c.experiment.key if c.experiment else MODEL_VERSION,
+                }
+                for c in shown
+            ]
+        ),
         **cue_write_params(cues),
     }
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(DECISION_WRITE_SQL, params)
         return cursor.fetchone()[0]
 

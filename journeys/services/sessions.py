@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from analytics import monitor
 from analytics.conversion_training import session_start_probability, stage_update_probability
 from analytics.rollups import SELF_MARKING_CTE
+from config.db import prepared_cursor
 from journeys import intelligence
 from journeys.hashing import keyed_hash, payload_hash
 from journeys.models import (
@@ -212,13 +213,17 @@ def journey_state(session: JourneySession) -> dict:
 STAGE_MOVE_SQL = f"""
 WITH {SELF_MARKING_CTE}, moved AS (
     UPDATE {JourneySession._meta.db_table}
-    SET current_stage = %(to)s, max_stage = %(max_stage)s, conversion_probability = %(probability)s,
-        engagement = %(engagement)s::jsonb, last_activity_at = %(last_activity)s, updated_at = %(now)s
-    WHERE id = %(session)s
+    SET current_stage = %(to)s::text, max_stage = %(max_stage)s::text, conversion_probability = %(probability)s::float8,
+        engagement = %(engagement)s::jsonb, last_activity_at = %(last_activity)s::timestamptz,
+        updated_at = %(now)s::timestamptz
+    WHERE id = %(session)s::bigint
 )
 INSERT INTO {StageTransition._meta.db_table}
     (session_id, from_stage, to_stage, trigger_event, engagement, context, conversion_probability, created_at)
-VALUES (%(session)s, %(from)s, %(to)s, %(trigger)s, %(step)s::jsonb, %(context)s::jsonb, %(probability)s, %(now)s)
+VALUES (
+    %(session)s::bigint, %(from)s::text, %(to)s::text, %(trigger)s::text, %(step)s::jsonb, %(context)s::jsonb,
+    %(probability)s::float8, %(now)s::timestamptz
+)
 RETURNING id
 """
 
@@ -257,7 +262,7 @@ def stage_advance(
         session.engagement = {**session.engagement, **engagement}
     session.last_activity_at = max(session.last_activity_at, now)
     session.updated_at = now
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             STAGE_MOVE_SQL,
             {

@@ -23,8 +23,8 @@ Three parts, each with one job:
 
 2. **Validation at display time** (:func:`cue_validate`, a pure function of the rule's
    approved configuration, the cached evidence, the session's facts and ``now``). The
-   decision path (:func:`cues_eligible`) reads rules from the in-process configuration
-   cache and evidence from Redis - one ``MGET`` - and never runs a counting query. A
+   decision path (:func:`cues_eligible`) reads rules and evidence from in-process caches
+   (versioned in Redis, refreshed within 0.5 s of a change) and never runs a counting query. A
    cue shows only when all of these hold:
 
    - the rule is live and approved (its *published* snapshot; the text is that
@@ -133,6 +133,7 @@ PERSONA_BOOSTS = {"TechEarlyAdopter": 0.1, "StudentHustler": 0.1}
 FAST_DECISION_PATHS = {JourneyPath.MOBILE_TIKTOK_FAST_TRACK: 0.2}
 
 EVIDENCE_KEY = "scarcity-evidence:{}"
+EVIDENCE_NAMESPACE = "scarcity-evidence"
 EVIDENCE_TTL = 3600  # seconds; evidence this old is stale under any rule's bound anyway
 CLOCK_SKEW = timedelta(seconds=5)  # evidence "measured" further in the future is refused
 
@@ -390,6 +391,8 @@ def scarcity_evidence_refresh(
         update_fields=["rule_version", "values", "measured_at", "computed_at"],
     )
     cache.set_many({EVIDENCE_KEY.format(rule_id): doc for rule_id, doc in docs.items()}, timeout=EVIDENCE_TTL)
+    _evidence.clear()
+    bump(EVIDENCE_NAMESPACE)
     return len(docs)
 
 
@@ -398,6 +401,18 @@ def evidence_read(rule_ids: Iterable[int]) -> dict[int, dict]:
     keys = {EVIDENCE_KEY.format(rule_id): rule_id for rule_id in rule_ids}
     found = cache.get_many(list(keys))
     return {keys[key]: doc for key, doc in found.items()}
+
+
+def _load_evidence() -> dict[int, dict]:
+    return evidence_read(rule.id for rules in _rules.get().values() for rule in rules)
+
+
+# Every live rule's evidence, kept in process memory: a decision reads no Redis key for
+# it. Each refresh moves the version (and empties this process's copy at once), so any
+# process serves the new numbers within the version check interval (0.5 s), the same
+# bound as for a rule being paused. A copy that grows old cannot make a false claim: the
+# validator refuses evidence older than the rule's staleness bound.
+_evidence = VersionedCache(EVIDENCE_NAMESPACE, _load_evidence)
 
 
 def evidence_latest(rule: ScarcityRule) -> dict | None:
@@ -675,29 +690,28 @@ def cue_validate(
 # hashed side), keep a membership recorded before (a session keeps its side even when
 # the rule's holdout share changes later), and write the ledger row of every rule whose
 # session is not held out. ``cue_shown`` returns the rules shown. The ledger row commits
-# with the decision, before the answer that shows the cue is sent. Arrays, not a VALUES
-# list, so the statement's text is the same for any number of cues.
+# with the decision, before the answer that shows the cue is sent. The rows come as one
+# JSON document (:func:`cue_write_params`), so the text is the same for any number of cues.
 CUE_WRITE_CTES = f"""
 cue_wanted AS (
-    SELECT * FROM unnest(
-        %(c_rules)s::bigint[], %(c_holdout)s::boolean[], %(c_buckets)s::float8[], %(c_versions)s::integer[],
-        %(c_triggers)s::text[], %(c_texts)s::text[], %(c_evidence)s::jsonb[], %(c_measured)s::timestamptz[],
-        %(c_ends)s::timestamptz[]
-    ) AS t(rule_id, in_holdout, bucket, rule_version, trigger_type, text, evidence, measured_at, ends_at)
+    SELECT * FROM jsonb_to_recordset(%(cues)s::jsonb) AS t(
+        rule_id bigint, in_holdout boolean, bucket float8, rule_version integer, trigger_type text, text text,
+        evidence jsonb, measured_at timestamptz, ends_at timestamptz)
 ), cue_inserted AS (
     INSERT INTO {HoldoutMembership._meta.db_table} (rule_id, session_id, in_holdout, bucket, assigned_at)
-    SELECT rule_id, %(session)s, in_holdout, bucket, %(now)s FROM cue_wanted
+    SELECT rule_id, %(session)s::bigint, in_holdout, bucket, %(now)s::timestamptz FROM cue_wanted
     ON CONFLICT (rule_id, session_id) DO NOTHING
     RETURNING rule_id, in_holdout
 ), cue_membership AS (
     SELECT rule_id, in_holdout FROM cue_inserted
     UNION ALL
     SELECT m.rule_id, m.in_holdout FROM {HoldoutMembership._meta.db_table} m
-    WHERE m.session_id = %(session)s AND m.rule_id = ANY(%(c_rules)s::bigint[])
+    WHERE m.session_id = %(session)s::bigint AND m.rule_id IN (SELECT rule_id FROM cue_wanted)
 ), cue_shown AS (
     INSERT INTO {ClaimLedger._meta.db_table}
         (session_id, rule_id, rule_version, trigger_type, text, evidence, evidence_measured_at, ends_at, shown_at)
-    SELECT %(session)s, w.rule_id, w.rule_version, w.trigger_type, w.text, w.evidence, w.measured_at, w.ends_at, %(now)s
+    SELECT %(session)s::bigint, w.rule_id, w.rule_version, w.trigger_type, w.text, w.evidence, w.measured_at, w.ends_at,
+        %(now)s::timestamptz
     FROM cue_wanted w LEFT JOIN cue_membership ms ON ms.rule_id = w.rule_id
     WHERE NOT COALESCE(ms.in_holdout, w.in_holdout)
     RETURNING rule_id
@@ -705,18 +719,26 @@ cue_wanted AS (
 
 
 def cue_write_params(verdicts: list[Verdict]) -> dict:
-    """The parameters of :data:`CUE_WRITE_CTES` for the eligible ``verdicts``."""
-    return {
-        "c_rules": [v.rule.id for v in verdicts],
-        "c_holdout": [not v.shown for v in verdicts],
-        "c_buckets": [v.bucket for v in verdicts],
-        "c_versions": [v.rule.version for v in verdicts],
-        "c_triggers": [v.rule.trigger_type for v in verdicts],
-        "c_texts": [v.claim.text for v in verdicts],
-        "c_evidence": [json.dumps(_evidence_out(v.claim)) for v in verdicts],
-        "c_measured": [v.claim.measured_at for v in verdicts],
-        "c_ends": [v.claim.ends_at for v in verdicts],
-    }
+    """The parameters of :data:`CUE_WRITE_CTES` for the eligible ``verdicts``.
+
+    One JSON text: psycopg adapts a handful of arrays element by element, which cost
+    more Python time than the statement takes in the database.
+    """
+    rows = [
+        {
+            "rule_id": v.rule.id,
+            "in_holdout": not v.shown,
+            "bucket": v.bucket,
+            "rule_version": v.rule.version,
+            "trigger_type": v.rule.trigger_type,
+            "text": v.claim.text,
+            "evidence": _evidence_out(v.claim),
+            "measured_at": _iso(v.claim.measured_at),
+            "ends_at": _iso(v.claim.ends_at),
+        }
+        for v in verdicts
+    ]
+    return {"cues": json.dumps(rows)}
 
 
 def _evidence_out(claim: Claim) -> dict:
@@ -740,7 +762,7 @@ def cue_out(verdict: Verdict) -> dict:
 def cues_eligible(*, session: JourneySession, now: datetime) -> list[Verdict]:
     """The cues that may show ``session`` now, before its holdout side is looked up.
 
-    Reads rules from the in-process cache and evidence from Redis (one ``MGET``) and
+    Reads rules and evidence from the in-process caches (no query, no Redis read) and
     writes nothing; the decision records what it shows with :data:`CUE_WRITE_CTES`.
     A site without live rules costs nothing.
     """
@@ -751,7 +773,7 @@ def cues_eligible(*, session: JourneySession, now: datetime) -> list[Verdict]:
     targeted = [rule for rule in rules if eligibility_refusal(rule, viewer) is None]
     if not targeted:
         return []
-    evidence = evidence_read(rule.id for rule in targeted)
+    evidence = _evidence.get()
     variants = (
         live_config_for(session.site_id).variants
         if any(rule.trigger_type == TriggerType.EXCLUSIVITY for rule in targeted)

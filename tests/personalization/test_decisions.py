@@ -5,6 +5,7 @@ import sys
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 
 from journeys.models import Visitor
 from personalization.decisions import arm_for_bucket, bucket
@@ -212,3 +213,23 @@ def test_edited_live_experiment_keeps_serving_its_approved_traffic_share(api, ex
         start(api, f"s-{index}", device="desktop", source="google", slots=["hero"], **consent_body())
         served += Exposure.objects.filter(session__session_id=f"s-{index}", experiment=experiment).count()
     assert served == 20  # the approved share is 1.0; the 0.01 draft is not live
+
+
+def test_the_decision_statements_are_prepared_once_per_connection(api, hero):
+    # Given sessions started through the API
+    for index in range(7):
+        start(api, f"s-{index}", device="mobile", source="tiktok", **consent_body())
+
+    # When seven decisions are made on this connection
+    for index in range(7):
+        assert decide(api, f"s-{index}")["slots"]["hero"]["variant"] == "hero-viral"
+
+    # Then PostgreSQL holds the session read and the decision's write as prepared statements
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(statement.lstrip().startswith("WITH assigned AS") for statement in prepared)
+    assert any(
+        statement.startswith('SELECT s."id"') and "personalization_assignment" in statement for statement in prepared
+    )
+    assert Exposure.objects.filter(variant__key="hero-viral").count() == 7

@@ -13,11 +13,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from journeys.config_cache import bump
 from journeys.models import Visitor
 from personalization.cue_text import format_ends_at
 from personalization.models import ClaimLedger, RuleEvidence, ScarcityRule, TriggerType
+from personalization.services import scarcity
 from personalization.services.scarcity import (
     EVIDENCE_KEY,
+    EVIDENCE_NAMESPACE,
     offer_stock_set,
     scarcity_evidence_refresh,
     today_start,
@@ -223,6 +226,33 @@ def test_the_decision_path_reads_evidence_from_cache_and_never_counts(site, api,
     # The decision's own write inserts exposures; what must never run is a read of these tables.
     reads = re.compile(rf'\b(FROM|JOIN)\s+"?({"|".join(counted)})\b"?')
     assert [q["sql"] for q in queries if reads.search(q["sql"])] == []
+
+
+def test_decisions_serve_evidence_from_process_memory_until_its_version_moves(
+    site, api, people, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Given a low-stock cue served once, so this process holds the evidence (stock 3)
+    now = timezone.now()
+    offer = live_offer(site, people, stock=3, stock_at=now)
+    rule = make_rule(site, offer, TriggerType.LOW_STOCK, people)
+    visit(api, "s-viewer")
+    scarcity_evidence_refresh(now=now)
+    assert [cue["message"] for cue in cues("s-viewer", now=now)] == ["Only 3 left"]
+    monkeypatch.setattr(scarcity._evidence, "check_interval", 0.0)
+
+    # When another process stores newer evidence (stock 2) without moving the version
+    key = EVIDENCE_KEY.format(rule.pk)
+    cache.set(key, {**cache.get(key), "values": {"stock_remaining": 2, "restock_at": None}})
+
+    # Then decisions here still serve the numbers they hold: no Redis read per decision
+    assert [cue["message"] for cue in cues("s-viewer", now=now)] == ["Only 3 left"]
+
+    # When the version moves, as every refresh moves it once its transaction commits
+    with django_capture_on_commit_callbacks(execute=True):
+        bump(EVIDENCE_NAMESPACE)
+
+    # Then the next decision serves the new numbers
+    assert [cue["message"] for cue in cues("s-viewer", now=now)] == ["Only 2 left"]
 
 
 def test_evidence_is_stored_in_postgres_and_redis_alike(site, people):

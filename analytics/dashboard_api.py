@@ -93,4 +93,6 @@ TimeseriesApi = _endpoint("timeseries", "Per day: sessions, conversions, revenue
 JourneysApi = _endpoint("journeys", "Stage flows per path, paths compared, time to convert, cross-device, personas.")
 PersonalizationApi = _endpoint("personalization", "Per personalization type and strategy: use, engagement, outcome.")
 AllocationApi = _endpoint("allocation", "Per day, experiment and variant: exposures (traffic allocation), conversions.")
-ScarcityDailyApi = _endpoint("scarcity_daily", "Per day and scarcity rule: impressions, exposed vs holdout conversion.")
+ScarcityDailyApi = _endpoint(
+    "scarcity_daily", "Per scarcity rule, and per day and rule: impressions, exposed vs holdout conversion and lift."
+)

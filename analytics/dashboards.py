@@ -20,9 +20,8 @@ from django.utils import timezone
 
 from analytics import charts, queries
 from analytics.filters import Filters
-from analytics.reports import VARIANT_FIELDS, experiment_report, scarcity_report
+from analytics.reports import VARIANT_FIELDS, experiment_report
 from analytics.tables import Table
-from journeys.models import Site
 from personalization.models import ApprovalRequest, ClaimLedger, Experiment, MonitorFlag, RequestStatus
 
 NO_SESSIONS = (
@@ -335,70 +334,6 @@ def experiments_sections(filters: Filters) -> list[Section]:
 
 # --- scarcity -------------------------------------------------------------------------------
 
-SCARCITY_COLUMNS = [
-    "site",
-    "rule",
-    "trigger_type",
-    "offer",
-    "status",
-    "holdout_share",
-    "impressions",
-    "sessions_shown",
-    "exposed_sessions",
-    "exposed_conversions",
-    "exposed_rate",
-    "holdout_sessions",
-    "holdout_conversions",
-    "holdout_rate",
-    "relative_lift",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "sequential_low",
-    "sequential_high",
-    "credible_low",
-    "credible_high",
-    "chance_to_beat_holdout",
-]
-
-
-def _sites(filters: Filters) -> list[Site]:
-    sites = Site.objects.order_by("name", "id")
-    return list(sites.filter(pk=filters.site_id) if filters.site_id is not None else sites)
-
-
-def scarcity_rules_table(filters: Filters) -> Table:
-    """Per rule: impressions, exposed vs holdout conversion and the lift, as ``GET /api/v1/analytics/scarcity``
-    reports them for ``since=date_from``, ``until=date_to + 1 day`` (site by site)."""
-    since, until = _range(filters)
-    rows = []
-    for site in _sites(filters):
-        for rule in scarcity_report(site=site, since=since, until=until)["rules"]:
-            exposed, holdout, lift = rule["exposed"], rule["holdout"], rule["lift"]
-            rows.append(
-                (
-                    site.name,
-                    rule["rule"],
-                    rule["trigger_type"],
-                    rule["offer"],
-                    rule["status"],
-                    rule["holdout_share"],
-                    rule["impressions"],
-                    rule["sessions_shown"],
-                    exposed["sessions"],
-                    exposed["conversions"],
-                    exposed["rate"],
-                    holdout["sessions"],
-                    holdout["conversions"],
-                    holdout["rate"],
-                    *(lift[name] for name in SCARCITY_COLUMNS[14:]),
-                )
-            )
-    return Table(
-        key="scarcity-rules", title="Exposed vs holdout conversion per rule", columns=SCARCITY_COLUMNS, rows=rows
-    )
-
-
 LEDGER_LIMIT = 50
 
 
@@ -424,7 +359,10 @@ def claims_table(filters: Filters) -> Table:
             claim.evidence,
             claim.ends_at.isoformat() if claim.ends_at else None,
         )
-        for claim in claims.select_related("rule", "session").order_by("-shown_at", "-id")[:LEDGER_LIMIT]
+        # Newest first by id, not by shown_at: rows are appended as cues are shown, so the
+        # order is the same, and the primary key walked backwards stops after the limit
+        # where sorting by shown_at would read every row of the range.
+        for claim in claims.select_related("rule", "session").order_by("-id")[:LEDGER_LIMIT]
     ]
     return Table(
         key="scarcity-ledger",
@@ -473,7 +411,7 @@ def scarcity_sections(filters: Filters) -> list[Section]:
                 Chart(
                     "scarcity-rules",
                     "Conversion of exposed vs holdout sessions per rule",
-                    partial(scarcity_rules_table, filters),
+                    partial(queries.scarcity_rules, filters),
                     partial(
                         charts.bars,
                         x="rule",

@@ -24,14 +24,17 @@ from decimal import Decimal
 
 from django.db.models import Q, Sum
 
+from analytics import statistics
 from analytics.filters import Filters
 from analytics.models import PersonalizationDaily, ScarcityRuleDaily, SessionDaily, StageFlowDaily, VariantDaily
 from analytics.tables import Table
 from journeys.models import Stage
+from personalization.models import ScarcityRule
 
 STAGES = [stage.value for stage in Stage]
 START = "start"
 TTC_BUCKETS = ["under_1_min", "1_to_10_min", "10_to_60_min", "1_to_24_h", "over_24_h"]
+LIFT_FIELDS = list(statistics.holdout_lift(statistics.Arm(0, 0), statistics.Arm(0, 0)))
 
 
 def rollup_filter(filters: Filters) -> Q:
@@ -356,6 +359,76 @@ def scarcity_rule_daily(filters: Filters) -> Table:
     )
 
 
+SCARCITY_RULE_COLUMNS = [
+    "site",
+    "rule",
+    "trigger_type",
+    "offer",
+    "status",
+    "holdout_share",
+    "impressions",
+    "sessions_shown",
+    "exposed_sessions",
+    "exposed_conversions",
+    "exposed_rate",
+    "holdout_sessions",
+    "holdout_conversions",
+    "holdout_rate",
+    *LIFT_FIELDS,
+]
+
+
+def scarcity_rules(filters: Filters) -> Table:
+    """Per scarcity rule of the sites in the filters: cues shown, and the conversion of
+    eligible sessions exposed to the cue against those held out, with the lift.
+
+    The sums of :func:`scarcity_rule_daily` over the range, so every filter applies; the
+    lift columns (``relative_lift`` with its intervals, p-value and ``chance_to_beat_holdout``)
+    come from :func:`analytics.statistics.holdout_lift`, as in
+    ``GET /api/v1/analytics/scarcity`` (which counts from raw rows, by the time a session
+    became eligible rather than the day it started). Rules without data in the range show
+    zeros. Ordered by site name, rule key.
+    """
+    fields = [
+        "impressions",
+        "sessions_shown",
+        "exposed_sessions",
+        "exposed_conversions",
+        "holdout_sessions",
+        "holdout_conversions",
+    ]
+    sums = {row["rule_id"]: row for row in _sums(ScarcityRuleDaily, filters, ["rule_id"], fields)}
+    rules = ScarcityRule.objects.select_related("site", "offer").order_by("site__name", "site_id", "key")
+    if filters.site_id is not None:
+        rules = rules.filter(site_id=filters.site_id)
+    out = []
+    for rule in rules:
+        row = sums.get(rule.pk, dict.fromkeys(fields, 0))
+        exposed = statistics.Arm(row["exposed_sessions"], row["exposed_conversions"])
+        holdout = statistics.Arm(row["holdout_sessions"], row["holdout_conversions"])
+        lift = statistics.holdout_lift(holdout, exposed)
+        out.append(
+            (
+                rule.site.name,
+                rule.key,
+                rule.trigger_type,
+                rule.offer.sku,
+                rule.status,
+                (rule.published or {}).get("holdout_share", rule.holdout_share),
+                row["impressions"],
+                row["sessions_shown"],
+                exposed.exposures,
+                exposed.conversions,
+                exposed.rate,
+                holdout.exposures,
+                holdout.conversions,
+                holdout.rate,
+                *(lift[name] for name in LIFT_FIELDS),
+            )
+        )
+    return Table("scarcity_rules", "Exposed vs holdout conversion per rule", SCARCITY_RULE_COLUMNS, out)
+
+
 def personalization_performance(filters: Filters) -> Table:
     """Per personalization type and strategy, by applications descending.
 
@@ -404,7 +477,7 @@ PAGES: dict[str, list] = {
     "journeys": [stage_flows, paths_compared, time_to_convert, cross_device_share, persona_mix],
     "personalization": [personalization_performance],
     "allocation": [variant_daily],
-    "scarcity_daily": [scarcity_rule_daily],
+    "scarcity_daily": [scarcity_rules, scarcity_rule_daily],
 }
 
 

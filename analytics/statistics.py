@@ -267,3 +267,39 @@ def floored_weights(chances: Sequence[float], floor: float) -> list[float]:
         if not under:
             return weights
         pinned.update(under)
+
+
+def holdout_lift(holdout: Arm, exposed: Arm) -> dict:
+    """A cue's effect: exposed sessions against the held-out ones, every figure or None.
+
+    ``relative_lift`` with its delta-method interval, p-value and always-valid
+    (sequential) interval (:func:`frequentist`); the credible interval of the relative
+    lift and the chance that the cue beats the holdout (beta-binomial). None where an
+    arm has no sessions (or the holdout never converted, for the frequentist figures).
+    """
+    lift = {
+        "relative_lift": None,
+        "ci_low": None,
+        "ci_high": None,
+        "p_value": None,
+        "sequential_low": None,
+        "sequential_high": None,
+        "credible_low": None,
+        "credible_high": None,
+        "chance_to_beat_holdout": None,
+    }
+    if not holdout.exposures or not exposed.exposures:
+        return lift
+    lift["credible_low"], lift["credible_high"] = relative_lift_credible_interval(holdout, exposed)
+    lift["chance_to_beat_holdout"] = chance_to_beat(holdout, exposed)
+    result = frequentist(holdout, exposed)
+    if result is not None:
+        lift.update(
+            relative_lift=result.relative_lift,
+            ci_low=result.ci_low,
+            ci_high=result.ci_high,
+            p_value=result.p_value,
+            sequential_low=result.sequential_low,
+            sequential_high=result.sequential_high,
+        )
+    return lift

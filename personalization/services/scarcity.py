@@ -1173,36 +1173,7 @@ def scarcity_effectiveness(
                     "conversions": holdout.conversions,
                     "rate": holdout.rate,
                 },
-                "lift": _lift(holdout, exposed),
+                "lift": statistics.holdout_lift(holdout, exposed),
             }
         )
     return out
-
-
-def _lift(holdout: statistics.Arm, exposed: statistics.Arm) -> dict:
-    lift = {
-        "relative_lift": None,
-        "ci_low": None,
-        "ci_high": None,
-        "p_value": None,
-        "sequential_low": None,
-        "sequential_high": None,
-        "credible_low": None,
-        "credible_high": None,
-        "chance_to_beat_holdout": None,
-    }
-    if not holdout.exposures or not exposed.exposures:
-        return lift
-    lift["credible_low"], lift["credible_high"] = statistics.relative_lift_credible_interval(holdout, exposed)
-    lift["chance_to_beat_holdout"] = statistics.chance_to_beat(holdout, exposed)
-    result = statistics.frequentist(holdout, exposed)
-    if result is not None:
-        lift.update(
-            relative_lift=result.relative_lift,
-            ci_low=result.ci_low,
-            ci_high=result.ci_high,
-            p_value=result.p_value,
-            sequential_low=result.sequential_low,
-            sequential_high=result.sequential_high,
-        )
-    return lift

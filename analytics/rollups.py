@@ -80,6 +80,7 @@ SELF_MARKING_CTE = f"""rollup_marked AS (
 )"""
 
 RUN_HISTORY = timedelta(days=7)
+RUN_WORK_MEM = "64MB"
 ROLLUP_LOCK = 0x524F4C4C5550  # "ROLLUP": one rollup writer at a time
 ROLLUP_MODELS = [SessionDaily, StageFlowDaily, VariantDaily, ScarcityRuleDaily, PersonalizationDaily]
 DIMENSIONS = "s.site_id, s.day, s.journey_path, s.device_type, s.persona"
@@ -149,8 +150,14 @@ GROUP BY {DIMENSIONS}
     StageFlowDaily: f"""
 INSERT INTO analytics_stageflowdaily (
     site_id, day, journey_path, device_type, persona, from_stage, to_stage, transitions, sessions)
-SELECT {DIMENSIONS}, t.from_stage, t.to_stage, count(*), count(DISTINCT t.session_id)
-FROM rollup_sessions s JOIN journeys_stagetransition t ON t.session_id = s.id
+SELECT {DIMENSIONS}, t.from_stage, t.to_stage, count(*), count(DISTINCT s.id)
+FROM rollup_sessions s
+-- per session through the session_id index: a day's sessions have a few moves each, and a
+-- hash join would read every transition ever recorded (OFFSET 0 keeps the planner from
+-- flattening the subquery back into that join)
+CROSS JOIN LATERAL (
+    SELECT tr.from_stage, tr.to_stage FROM journeys_stagetransition tr WHERE tr.session_id = s.id OFFSET 0
+) t
 GROUP BY {DIMENSIONS}, t.from_stage, t.to_stage
 """,
     VariantDaily: f"""
@@ -210,7 +217,15 @@ GROUP BY {DIMENSIONS}, p.personalization_type, p.strategy
 
 
 def _recompute_keys(cursor, *, interrupt_after: type | None = None) -> int:
-    """Replace the rollup rows of the keys in ``rollup_keys`` with a recompute from raw."""
+    """Replace the rollup rows of the keys in ``rollup_keys`` with a recompute from raw.
+
+    The key table is analyzed first (a temporary table has no statistics, and without
+    them the planner read every session instead of the day's through the index: 4.5 s
+    instead of 0.3 s for a day of 33,000 sessions), and the run's sorts get memory enough
+    not to spill to disk.
+    """
+    cursor.execute("ANALYZE rollup_keys")
+    cursor.execute(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'")
     cursor.execute("SELECT count(*) FROM rollup_keys")
     keys = cursor.fetchone()[0]
     if not keys:

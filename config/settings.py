@@ -13,7 +13,7 @@
 | SESSION_IDLE_MINUTES | ``30`` | a session without activity this long is closed |
 | TOUCHPOINT_RETENTION_DAYS | ``395`` | raw touchpoints older than this are purged |
 | OPTIMIZER_CADENCE_MINUTES | ``5`` | the experiment optimizer runs, and windows its proposals, this often |
-| DB_CONN_MAX_AGE | ``60`` | seconds a database connection is reused |
+| DB_CONN_MAX_AGE | ``60`` (``0`` under ASGI) | seconds a database connection is reused |
 | DB_PREPARED_STATEMENTS | ``true`` | prepare the hot statements; ``false`` behind a transaction-pooling PgBouncer |
 | SCARCITY_EVIDENCE_SECONDS | ``60`` | the scarcity evidence worker recounts every rule's numbers this often |
 | SCARCITY_MONITOR_MINUTES | ``5`` | the scarcity monitor and the sensitivity learner run this often |

@@ -34,6 +34,14 @@ from personalization.models import ScarcityRule
 STAGES = [stage.value for stage in Stage]
 START = "start"
 TTC_BUCKETS = ["under_1_min", "1_to_10_min", "10_to_60_min", "1_to_24_h", "over_24_h"]
+SCARCITY_FIELDS = [
+    "impressions",
+    "sessions_shown",
+    "exposed_sessions",
+    "exposed_conversions",
+    "holdout_sessions",
+    "holdout_conversions",
+]
 LIFT_FIELDS = list(statistics.holdout_lift(statistics.Arm(0, 0), statistics.Arm(0, 0)))
 
 
@@ -322,14 +330,7 @@ def scarcity_rule_daily(filters: Filters) -> Table:
     (``exposed_rate / holdout_rate - 1``, ``None`` when either rate is missing or the
     holdout's is 0). Ordered by day, rule.
     """
-    fields = [
-        "impressions",
-        "sessions_shown",
-        "exposed_sessions",
-        "exposed_conversions",
-        "holdout_sessions",
-        "holdout_conversions",
-    ]
+    fields = SCARCITY_FIELDS
     out = []
     for row in _sums(ScarcityRuleDaily, filters, ["day", "rule__key", "rule__trigger_type"], fields):
         exposed = ratio(row["exposed_conversions"], row["exposed_sessions"])
@@ -389,14 +390,7 @@ def scarcity_rules(filters: Filters) -> Table:
     became eligible rather than the day it started). Rules without data in the range show
     zeros. Ordered by site name, rule key.
     """
-    fields = [
-        "impressions",
-        "sessions_shown",
-        "exposed_sessions",
-        "exposed_conversions",
-        "holdout_sessions",
-        "holdout_conversions",
-    ]
+    fields = SCARCITY_FIELDS
     sums = {row["rule_id"]: row for row in _sums(ScarcityRuleDaily, filters, ["rule_id"], fields)}
     rules = ScarcityRule.objects.select_related("site", "offer").order_by("site__name", "site_id", "key")
     if filters.site_id is not None:

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "corsheaders",
     "channels",
     "journeys",
     "personalization",
@@ -91,6 +92,7 @@ MIDDLEWARE = [
     "config.middleware.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -187,6 +189,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "journeys.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+
+# Cross-origin calls (journeys/cors.py): only the browser endpoints, each site's own
+# origins (checked per request), no cookies. Staff endpoints never answer cross-origin.
+CORS_URLS_REGEX = r"^/api/v1/(sessions|events|decide|identify|consent)(/|$)"
+CORS_ALLOW_HEADERS = ["content-type", "x-site-key"]
+CORS_ALLOW_METHODS = ["POST", "OPTIONS"]
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 86400
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Journey Engine API",

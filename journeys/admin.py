@@ -1,4 +1,6 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 
 from journeys.models import (
@@ -13,7 +15,7 @@ from journeys.models import (
     Visitor,
 )
 from journeys.selectors import session_timeline
-from journeys.services.sites import path_rules_changed, site_changed
+from journeys.services.sites import origins_normalize, path_rules_changed, site_changed, site_secret_rotate
 
 admin.site.site_header = "Journey Engine"
 admin.site.site_title = "Journey Engine"
@@ -30,15 +32,43 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class SiteForm(forms.ModelForm):
+    class Meta:
+        model = Site
+        fields = ["name", "domain", "allowed_origins", "is_active"]
+
+    def clean_allowed_origins(self):
+        try:
+            return origins_normalize(self.cleaned_data["allowed_origins"])
+        except ValidationError as error:
+            raise forms.ValidationError(error.message_dict["allowed_origins"]) from None
+
+
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ["name", "domain", "public_key", "is_active", "created_at"]
-    readonly_fields = ["public_key", "created_at"]
+    form = SiteForm
+    list_display = ["name", "domain", "public_key", "origins", "secret_key_hint", "is_active", "created_at"]
+    readonly_fields = ["public_key", "secret_key_hint", "secret_key_rotated_at", "created_at"]
     search_fields = ["name", "domain"]
+    actions = ["rotate_secret_key"]
+
+    @admin.display(description="allowed origins")
+    def origins(self, obj: Site) -> str:
+        return ", ".join(obj.allowed_origins)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         site_changed()
+
+    @admin.action(description="Rotate the secret key (the new key is shown once)", permissions=["change"])
+    def rotate_secret_key(self, request, queryset):
+        for site in queryset:
+            secret_key = site_secret_rotate(site=site)
+            self.message_user(
+                request,
+                f"New secret key of {site.name}, shown only now (the previous one no longer works): {secret_key}",
+                messages.WARNING,
+            )
 
 
 @admin.register(JourneyPathRule)

@@ -15,7 +15,13 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from journeys.authentication import HasSiteKey, IsStaff, SiteKeyAuthentication, site_from_header
+from journeys.authentication import (
+    HasSiteKey,
+    IsStaff,
+    SiteKeyAuthentication,
+    SiteKeyOrQueryAuthentication,
+    site_from_header,
+)
 from journeys.decisions import decision_for
 from journeys.models import Visitor
 from journeys.selectors import session_for
@@ -23,6 +29,7 @@ from journeys.serializers import (
     ConsentSetIn,
     ConversionIn,
     IdentifyIn,
+    PlainTextJSONParser,
     SessionStartIn,
     StageUpdateIn,
     StorableJSONParser,
@@ -33,6 +40,24 @@ from journeys.services.privacy import ConsentRequired, consent_set, identify, vi
 from journeys.services.sessions import SessionStart, journey_state, session_start, stage_advance
 
 SITE_KEY = OpenApiParameter("X-Site-Key", str, OpenApiParameter.HEADER, required=True, description="Site public key")
+SITE_KEY_OR_QUERY = OpenApiParameter(
+    "X-Site-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Site public key; or send it as the site_key query parameter (navigator.sendBeacon)",
+)
+SITE_KEY_QUERY = OpenApiParameter(
+    "site_key", str, OpenApiParameter.QUERY, required=False, description="Site public key, when no header can be set"
+)
+
+
+class BeaconApi:
+    """Mixin of the endpoints a closing page reaches by ``navigator.sendBeacon``: the key may
+    be in the query string, the JSON body may come as ``text/plain``."""
+
+    authentication_classes = [SiteKeyOrQueryAuthentication]
+    parser_classes = [StorableJSONParser, PlainTextJSONParser]
 
 
 class SiteApi(APIView):
@@ -96,6 +121,7 @@ class SessionStartApi(SiteApi):
             "session_id": session.session_id,
             "visitor_id": session.visitor.visitor_id,
             "created": result.created,
+            "session_idle_seconds": settings.SESSION_IDLE_MINUTES * 60,
             "journey_state": journey_state(session),
             "decision": decision_out(session, data["slots"]),
         }
@@ -132,12 +158,13 @@ class StageUpdateApi(SiteApi):
 
 
 @extend_schema(
-    parameters=[SITE_KEY],
+    parameters=[SITE_KEY_OR_QUERY, SITE_KEY_QUERY],
     request=inline_serializer("EventsBatchIn", {"events": serializers.ListField(child=serializers.DictField())}),
     responses={200: dict, 400: dict, 413: dict},
 )
-class EventsApi(SiteApi):
-    """The ingestion hot path: the body is parsed with msgspec, not DRF's parsers."""
+class EventsApi(BeaconApi, SiteApi):
+    """The ingestion hot path: the body is parsed with msgspec, not DRF's parsers, so it is
+    the same JSON whether sent as ``application/json`` or as a beacon's ``text/plain``."""
 
     def post(self, request):
         try:
@@ -158,8 +185,8 @@ def _body_of(request) -> bytes:
         ) from None
 
 
-@extend_schema(parameters=[SITE_KEY], request=ConversionIn, responses={201: dict, 200: dict})
-class ConversionApi(SiteApi):
+@extend_schema(parameters=[SITE_KEY_OR_QUERY, SITE_KEY_QUERY], request=ConversionIn, responses={201: dict, 200: dict})
+class ConversionApi(BeaconApi, SiteApi):
     def post(self, request, session_id: str):
         data = self.valid(ConversionIn, request.data)
         session = self.session_or_404(request, session_id)

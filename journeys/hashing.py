@@ -40,3 +40,9 @@ def canonical_json(value: object) -> bytes:
 def payload_hash(value: object) -> str:
     """128-bit content hash of a client payload, to tell a retry from a conflict."""
     return hashlib.blake2b(canonical_json(value), digest_size=16).hexdigest()
+
+
+def secret_key_hash(secret_key: str) -> str:
+    """What is stored of a site's secret key. The key is 32 random bytes, so a plain
+    SHA-256 cannot be reversed by guessing, and it stays valid when HASH_KEY rotates."""
+    return hashlib.sha256(secret_key.encode()).hexdigest()

@@ -46,14 +46,34 @@ def new_public_key() -> str:
 
 
 class Site(models.Model):
+    """A shop or landing page: its public key for browsers, its secret key for its backend.
+
+    Only a SHA-256 of the secret key is kept (the key is 32 random bytes, so a plain hash
+    is as good as a slow one); the key itself is shown once, when made or rotated.
+    """
+
     name = models.CharField(max_length=200)
     domain = models.CharField(max_length=253)
     public_key = models.CharField(max_length=64, unique=True, default=new_public_key, editable=False)
+    allowed_origins = ArrayField(
+        models.CharField(max_length=255),
+        default=list,
+        blank=True,
+        help_text="Origins whose pages may call the browser API, e.g. https://shop.example (comma-separated).",
+    )
+    secret_key_hash = models.CharField(max_length=64, blank=True, editable=False)
+    secret_key_hint = models.CharField(max_length=12, blank=True, editable=False)
+    secret_key_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["domain"], name="site_domain_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["domain"], name="site_domain_unique"),
+            models.UniqueConstraint(
+                fields=["secret_key_hash"], condition=~Q(secret_key_hash=""), name="site_secret_key_hash_unique"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.domain})"

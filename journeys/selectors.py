@@ -10,6 +10,7 @@ from django.db import connection
 
 from config.db import prepared_cursor
 from journeys.config_cache import VersionedCache
+from journeys.hashing import secret_key_hash
 from journeys.intelligence import PathRuleSpec
 from journeys.models import JourneyPathRule, JourneySession, Site, Visitor
 
@@ -42,8 +43,18 @@ def path_rules_for(site_id: int) -> tuple[PathRuleSpec, ...]:
     return rules.get(site_id, ()) + rules.get(None, ())
 
 
-def _load_sites() -> dict[str, Site]:
-    return {site.public_key: site for site in Site.objects.filter(is_active=True)}
+@dataclass(frozen=True)
+class ActiveSites:
+    by_key: dict[str, Site]
+    origins: frozenset[str]
+
+
+def _load_sites() -> ActiveSites:
+    sites = list(Site.objects.filter(is_active=True))
+    return ActiveSites(
+        by_key={site.public_key: site for site in sites},
+        origins=frozenset(origin for site in sites for origin in site.allowed_origins),
+    )
 
 
 _sites = VersionedCache(SITES_NAMESPACE, _load_sites)
@@ -51,10 +62,26 @@ _sites = VersionedCache(SITES_NAMESPACE, _load_sites)
 
 def site_for_key(public_key: str) -> Site | None:
     """The active site with this public key; an unknown key re-checks the version first."""
-    site = _sites.get().get(public_key)
+    site = _sites.get().by_key.get(public_key)
     if site is None:
-        site = _sites.get(check_now=True).get(public_key)
+        site = _sites.get(check_now=True).by_key.get(public_key)
     return site
+
+
+def origin_allowed(origin: str, site: Site | None = None) -> bool:
+    """Whether a page on ``origin`` may call the browser API of ``site``.
+
+    Without a site (a CORS preflight, which carries no key): whether any active site
+    allows it; the real call that follows is checked against its own site.
+    """
+    if site is not None:
+        return origin in site.allowed_origins
+    return origin in _sites.get().origins
+
+
+def site_for_secret_key(secret_key: str) -> Site | None:
+    """The active site whose secret key this is (server-to-server calls; not cached)."""
+    return Site.objects.filter(secret_key_hash=secret_key_hash(secret_key), is_active=True).first()
 
 
 # What the decision and stage paths read of a session and its visitor. The rest (the

@@ -55,6 +55,13 @@ class StorableJSONParser(JSONParser):
         raise exceptions.ValidationError({field: [UNSTORABLE_TEXT]})
 
 
+class PlainTextJSONParser(StorableJSONParser):
+    """The same JSON sent as ``text/plain``: what ``navigator.sendBeacon`` can send without a
+    CORS preflight, which a closing page would never complete."""
+
+    media_type = "text/plain"
+
+
 class StrictSerializer(serializers.Serializer):
     """An input shape: answers 400 naming any field it does not know.
 

@@ -194,6 +194,8 @@ class OfferAdmin(ApprovableAdmin):
         "currency",
         "discount_percent",
         "stock_remaining",
+        "stock_updated_at",
+        "stock_confirmed_by",
         "ends_at",
         "status",
         "version",
@@ -201,18 +203,20 @@ class OfferAdmin(ApprovableAdmin):
     ]
     list_filter = ["site", "status", "currency"]
     search_fields = ["name", "sku"]
-    readonly_fields = [*APPROVAL_FIELDS, "stock_updated_at"]
+    readonly_fields = [*APPROVAL_FIELDS, "stock_updated_at", "stock_confirmed_by"]
     actions = ["submit_for_approval", "publish"]
 
     def save_model(self, request, obj, form, change):
         if not change and obj.stock_remaining is not None:
             obj.stock_updated_at = timezone.now()
+            obj.stock_confirmed_by = request.user.get_username()
         super().save_model(request, obj, form, change)
 
     def edit(self, request, *, obj, changes, formsets):
         if "stock_remaining" in changes:
             # the low-stock cue shows only fresh stock, so the count carries when it was measured
             changes["stock_updated_at"] = timezone.now()
+            changes["stock_confirmed_by"] = request.user.get_username()
         return super().edit(request, obj=obj, changes=changes, formsets=formsets)
 
     @admin.action(description="Publish (offers without a discount)", permissions=["change"])
@@ -609,6 +613,7 @@ class GuardedOfferAdmin(OfferAdmin):
     def edit(self, request, *, obj, changes, formsets):
         if "stock_remaining" in changes:
             changes["stock_updated_at"] = timezone.now()
+            changes["stock_confirmed_by"] = request.user.get_username()
         try:
             return offer_edit(offer=obj, actor=request.user, changes=changes)
         except OfferTermsRefused as error:  # the form checked it; this is a race with another edit

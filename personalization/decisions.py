@@ -349,6 +349,8 @@ def decide(
     }
     if unknown:
         answer["unknown_slots"] = unknown
+    # A browser's clock may be off: countdowns to ``ends_at`` correct it by this.
+    answer["server_time"] = now.isoformat()
     return answer
 
 

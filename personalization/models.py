@@ -61,7 +61,8 @@ class Offer(Approvable):
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)
     stock_remaining = models.IntegerField(null=True, blank=True)
-    stock_updated_at = models.DateTimeField(null=True, blank=True)
+    stock_updated_at = models.DateTimeField(null=True, blank=True, verbose_name="stock last confirmed")
+    stock_confirmed_by = models.CharField(max_length=150, blank=True, help_text="Who confirmed the stock last.")
     restock_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

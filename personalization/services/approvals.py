@@ -55,7 +55,7 @@ class NotPending(ApprovalError):
 
 
 # Facts about the world rather than approved content: they change without a new version.
-LIVE_DATA_FIELDS = ("stock_remaining", "stock_updated_at", "restock_at")
+LIVE_DATA_FIELDS = ("stock_remaining", "stock_updated_at", "stock_confirmed_by", "restock_at")
 _NOT_CONTENT = ["id", "status", "version", "published", "published_version", "created_by", "created_at", "updated_at"]
 
 

@@ -937,15 +937,82 @@ def offer_edit(*, offer: Offer, actor, changes: dict, now: datetime | None = Non
 _UNCHANGED = object()
 
 
+@transaction.atomic
 def offer_stock_set(
-    *, offer: Offer, stock_remaining: int | None, restock_at=_UNCHANGED, actor=None, now: datetime | None = None
+    *,
+    offer: Offer,
+    stock_remaining: int | None,
+    restock_at=_UNCHANGED,
+    actor=None,
+    confirmed_by: str = "",
+    now: datetime | None = None,
 ) -> Offer:
-    """Report the offer's real stock (and optionally its restock date), measured now."""
+    """Report the offer's real stock (and optionally its restock date), confirmed as of now.
+
+    The stock is the shop's: nothing else here changes it (a purchase conversion naming
+    the SKU does not). ``confirmed_by`` says who confirmed it (default: the actor's user
+    name). A confirmation of unchanged stock only moves ``stock_updated_at`` - so a
+    low-stock cue stays fresh while the shop keeps confirming - and writes no audit entry
+    (a feed confirms every minute); a change is audited like any edit.
+    """
     now = now or timezone.now()
-    changes: dict = {"stock_remaining": stock_remaining, "stock_updated_at": now}
+    confirmed_by = confirmed_by or (actor.get_username() if actor is not None else "")
+    locked = Offer.objects.select_for_update().get(pk=offer.pk)
+    unchanged = locked.stock_remaining == stock_remaining and (
+        restock_at is _UNCHANGED or locked.restock_at == restock_at
+    )
+    if unchanged:
+        locked.stock_updated_at = now
+        locked.stock_confirmed_by = confirmed_by
+        locked.save(update_fields=["stock_updated_at", "stock_confirmed_by", "updated_at"])
+        offer_id = locked.pk
+        transaction.on_commit(lambda: scarcity_evidence_refresh(offer_ids=[offer_id], triggers=[TriggerType.LOW_STOCK]))
+        return locked
+    changes: dict = {"stock_remaining": stock_remaining, "stock_updated_at": now, "stock_confirmed_by": confirmed_by}
     if restock_at is not _UNCHANGED:
         changes["restock_at"] = restock_at
-    return offer_edit(offer=offer, actor=actor, changes=changes, now=now)
+    return offer_edit(offer=locked, actor=actor, changes=changes, now=now)
+
+
+@dataclass(frozen=True)
+class StockReport:
+    sku: str
+    stock_remaining: int | None
+    restock_at: object = _UNCHANGED  # a datetime, None (no restock due) or _UNCHANGED
+
+
+class UnknownSkus(Exception):
+    def __init__(self, skus: list[str]) -> None:
+        super().__init__(f"No offer with SKU {', '.join(skus)} on this site.")
+        self.skus = skus
+
+
+@transaction.atomic
+def offers_stock_set(
+    *, site_id: int, reports: list[StockReport], confirmed_by: str, now: datetime | None = None
+) -> list[Offer]:
+    """The shop's stock feed: confirm many SKUs' stock as of now, all or nothing.
+
+    Offers are locked in id order, so two feeds for overlapping SKUs never deadlock.
+    Raises :class:`UnknownSkus` (nothing changed) when a SKU is not one of the site's offers.
+    """
+    now = now or timezone.now()
+    skus = [report.sku for report in reports]
+    locked = Offer.objects.select_for_update().filter(site_id=site_id, sku__in=skus).order_by("id")
+    offers = {offer.sku: offer for offer in locked}
+    unknown = [sku for sku in skus if sku not in offers]
+    if unknown:
+        raise UnknownSkus(unknown)
+    return [
+        offer_stock_set(
+            offer=offers[report.sku],
+            stock_remaining=report.stock_remaining,
+            restock_at=report.restock_at,
+            confirmed_by=confirmed_by,
+            now=now,
+        )
+        for report in reports
+    ]
 
 
 # --- rules: pause and resume --------------------------------------------------------------

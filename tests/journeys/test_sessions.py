@@ -34,10 +34,13 @@ def test_new_session_answers_201_with_journey_state_and_first_decision(api):
         "intent_strength": 0.155,
     }
     body = response.json()
-    assert {key: body[key] for key in ("session_id", "visitor_id", "created", "journey_state")} == {
+    assert {
+        key: body[key] for key in ("session_id", "visitor_id", "created", "session_idle_seconds", "journey_state")
+    } == {
         "session_id": "s-1",
         "visitor_id": "v-1",
         "created": True,
+        "session_idle_seconds": 1800,
         "journey_state": {
             "current_stage": "awareness",
             "journey_path": "mobile_tiktok_fast_track",
@@ -63,7 +66,10 @@ def test_same_session_id_twice_gives_one_session(api):
     second = start(api, "s-1")
 
     assert (first.status_code, second.status_code) == (201, 200)
-    assert second.json() == {**first.json(), "created": False}
+    first_body, second_body = first.json(), second.json()
+    # each answer's decision is made when it is asked (its server_time says when)
+    assert first_body["decision"].pop("server_time") <= second_body["decision"].pop("server_time")
+    assert second_body == {**first_body, "created": False}
     assert JourneySession.objects.filter(session_id="s-1").count() == 1
     assert StageTransition.objects.count() == 1
     assert Visitor.objects.get(visitor_id="v-s-1").session_count == 1

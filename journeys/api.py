@@ -19,7 +19,6 @@ from journeys.authentication import (
     HasSiteKey,
     IsStaff,
     SiteKeyAuthentication,
-    SiteKeyOrQueryAuthentication,
     site_from_header,
 )
 from journeys.decisions import decision_for
@@ -40,32 +39,37 @@ from journeys.services.privacy import ConsentRequired, consent_set, identify, vi
 from journeys.services.sessions import SessionStart, journey_state, session_start, stage_advance
 
 SITE_KEY = OpenApiParameter("X-Site-Key", str, OpenApiParameter.HEADER, required=True, description="Site public key")
-SITE_KEY_OR_QUERY = OpenApiParameter(
-    "X-Site-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Site public key; or send it as the site_key query parameter (navigator.sendBeacon)",
-)
-SITE_KEY_QUERY = OpenApiParameter(
-    "site_key", str, OpenApiParameter.QUERY, required=False, description="Site public key, when no header can be set"
-)
-
-
-class BeaconApi:
-    """Mixin of the endpoints a closing page reaches by ``navigator.sendBeacon``: the key may
-    be in the query string, the JSON body may come as ``text/plain``."""
-
-    authentication_classes = [SiteKeyOrQueryAuthentication]
-    parser_classes = [StorableJSONParser, PlainTextJSONParser]
+# Browser endpoints: the key in the header, or in the query string with a text/plain body.
+# Such a "simple" request needs no CORS preflight: one round trip less on a visitor's first
+# page, and the only way a closing page's navigator.sendBeacon can call at all.
+SITE_KEY_PARAMETERS = [
+    OpenApiParameter(
+        "X-Site-Key",
+        str,
+        OpenApiParameter.HEADER,
+        required=False,
+        description="Site public key (or the site_key query parameter)",
+    ),
+    OpenApiParameter(
+        "site_key",
+        str,
+        OpenApiParameter.QUERY,
+        required=False,
+        description="Site public key, for requests that set no header (then send the JSON as text/plain)",
+    ),
+]
 
 
 class SiteApi(APIView):
-    """Base of browser endpoints: authenticated by ``X-Site-Key``, scoped to that site."""
+    """Base of browser endpoints: authenticated by the site's public key, scoped to that site.
+
+    The key comes in ``X-Site-Key`` or as ``?site_key=``; the JSON body as
+    ``application/json`` or ``text/plain`` (see ``SITE_KEY_PARAMETERS``).
+    """
 
     authentication_classes = [SiteKeyAuthentication]
     permission_classes = [HasSiteKey]
-    parser_classes = [StorableJSONParser]
+    parser_classes = [StorableJSONParser, PlainTextJSONParser]
 
     def session_or_404(self, request, session_id: str, *, lock: bool = False, hot: bool = False):
         return self.found_or_404(session_for(request.site, session_id, lock=lock, hot=hot), session_id)
@@ -89,7 +93,7 @@ def decision_out(session, slots=None) -> dict:
     return decision_for(session, slots)
 
 
-@extend_schema(parameters=[SITE_KEY], request=SessionStartIn, responses={201: dict, 200: dict})
+@extend_schema(parameters=SITE_KEY_PARAMETERS, request=SessionStartIn, responses={201: dict, 200: dict})
 class SessionStartApi(SiteApi):
     def post(self, request):
         data = self.valid(SessionStartIn, request.data)
@@ -130,7 +134,7 @@ class SessionStartApi(SiteApi):
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
-@extend_schema(parameters=[SITE_KEY], request=StageUpdateIn, responses={200: dict})
+@extend_schema(parameters=SITE_KEY_PARAMETERS, request=StageUpdateIn, responses={200: dict})
 class StageUpdateApi(SiteApi):
     def post(self, request, session_id: str):
         data = self.valid(StageUpdateIn, request.data)
@@ -158,11 +162,11 @@ class StageUpdateApi(SiteApi):
 
 
 @extend_schema(
-    parameters=[SITE_KEY_OR_QUERY, SITE_KEY_QUERY],
+    parameters=SITE_KEY_PARAMETERS,
     request=inline_serializer("EventsBatchIn", {"events": serializers.ListField(child=serializers.DictField())}),
     responses={200: dict, 400: dict, 413: dict},
 )
-class EventsApi(BeaconApi, SiteApi):
+class EventsApi(SiteApi):
     """The ingestion hot path: the body is parsed with msgspec, not DRF's parsers, so it is
     the same JSON whether sent as ``application/json`` or as a beacon's ``text/plain``."""
 
@@ -185,8 +189,8 @@ def _body_of(request) -> bytes:
         ) from None
 
 
-@extend_schema(parameters=[SITE_KEY_OR_QUERY, SITE_KEY_QUERY], request=ConversionIn, responses={201: dict, 200: dict})
-class ConversionApi(BeaconApi, SiteApi):
+@extend_schema(parameters=SITE_KEY_PARAMETERS, request=ConversionIn, responses={201: dict, 200: dict})
+class ConversionApi(SiteApi):
     def post(self, request, session_id: str):
         data = self.valid(ConversionIn, request.data)
         session = self.session_or_404(request, session_id)
@@ -212,7 +216,7 @@ class ConversionApi(BeaconApi, SiteApi):
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
-@extend_schema(parameters=[SITE_KEY], request=IdentifyIn, responses={200: dict, 403: dict})
+@extend_schema(parameters=SITE_KEY_PARAMETERS, request=IdentifyIn, responses={200: dict, 403: dict})
 class IdentifyApi(SiteApi):
     def post(self, request):
         data = self.valid(IdentifyIn, request.data)
@@ -230,7 +234,7 @@ class IdentifyApi(SiteApi):
         )
 
 
-@extend_schema(parameters=[SITE_KEY], request=ConsentSetIn, responses={200: dict})
+@extend_schema(parameters=SITE_KEY_PARAMETERS, request=ConsentSetIn, responses={200: dict})
 class ConsentApi(SiteApi):
     def post(self, request):
         data = self.valid(ConsentSetIn, request.data)

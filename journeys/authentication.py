@@ -66,27 +66,19 @@ def request_origin(request) -> str | None:
 
 
 class SiteKeyAuthentication(BaseAuthentication):
-    """``X-Site-Key: pk_...``: write events and ask decisions for that site only."""
+    """``X-Site-Key: pk_...``, or ``?site_key=pk_...`` where no header can be set (a CORS
+    "simple" request, ``navigator.sendBeacon``): write events and ask decisions for that
+    site only."""
 
     def authenticate(self, request):
-        site = self.site_of(request)
+        site = site_from_header(request) or _site_of_key(request.query_params.get(SITE_KEY_PARAM))
         if site is None:
             return None
         request.site = site
         return SiteUser(site), site
 
-    def site_of(self, request):
-        return site_from_header(request)
-
     def authenticate_header(self, request) -> str:
         return "X-Site-Key"
-
-
-class SiteKeyOrQueryAuthentication(SiteKeyAuthentication):
-    """The header, or ``?site_key=pk_...`` for ``navigator.sendBeacon``, which cannot set headers."""
-
-    def site_of(self, request):
-        return site_from_header(request) or _site_of_key(request.query_params.get(SITE_KEY_PARAM))
 
 
 class HasSiteKey(BasePermission):
@@ -158,24 +150,19 @@ class IsStaff(BasePermission):
 
 
 class SiteKeyScheme(OpenApiAuthenticationExtension):
+    """The header or the query parameter: either one."""
+
     target_class = SiteKeyAuthentication
-    name = "SiteKey"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "header", "name": "X-Site-Key"}
-
-
-class SiteKeyOrQueryScheme(OpenApiAuthenticationExtension):
-    """The header or the query parameter: either one (the header's scheme is SiteKey's)."""
-
-    target_class = SiteKeyOrQueryAuthentication
-    name = "SiteKeyQuery"
+    name = ["SiteKey", "SiteKeyQuery"]
 
     def get_security_requirement(self, auto_schema):
-        return [{SiteKeyScheme.name: []}, {self.name: []}]
+        return [{name: []} for name in self.name]
 
     def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "query", "name": SITE_KEY_PARAM}
+        return [
+            {"type": "apiKey", "in": "header", "name": "X-Site-Key"},
+            {"type": "apiKey", "in": "query", "name": SITE_KEY_PARAM},
+        ]
 
 
 class SecretKeyScheme(OpenApiAuthenticationExtension):

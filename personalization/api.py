@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from journeys.api import SITE_KEY, SiteApi
+from journeys.api import SITE_KEY_PARAMETERS, SiteApi
 from journeys.serializers import StrictSerializer
 from personalization.decisions import UnknownSlots, decide
 from personalization.selectors import decision_session_for
@@ -18,7 +18,7 @@ class DecideIn(StrictSerializer):
     context = serializers.DictField(required=False, default=dict)
 
 
-@extend_schema(parameters=[SITE_KEY], request=DecideIn, responses={200: dict})
+@extend_schema(parameters=SITE_KEY_PARAMETERS, request=DecideIn, responses={200: dict})
 class DecideApi(SiteApi):
     def post(self, request):
         data = self.valid(DecideIn, request.data)

@@ -240,11 +240,18 @@ def test_conversion_by_beacon_is_validated_like_json(site, api):
     assert row_counts() == before
 
 
-@pytest.mark.parametrize("path", ["/api/v1/sessions", "/api/v1/decide", "/api/v1/consent"])
-def test_only_events_and_conversions_take_the_key_in_the_query(site, path):
-    response = APIClient().post(f"{path}?site_key={site.public_key}", {"visitor_id": "v"}, format="json")
+def test_every_browser_call_can_be_a_simple_request_without_a_preflight(site):
+    """Key in the query, JSON as text/plain: no CORS preflight, one round trip less."""
+    body = {"session_id": "s-9", "visitor_id": "v-9", "device": {"type": "desktop"}, "slots": []}
 
-    assert response.status_code == 401
+    started = beacon("/api/v1/sessions", site.public_key, body)
+    moved = beacon("/api/v1/sessions/s-9/stage", site.public_key, {"new_stage": "consideration"})
+    consented = beacon("/api/v1/consent", site.public_key, {"visitor_id": "v-9", "personalization": False})
+
+    assert (started.status_code, moved.status_code, consented.status_code) == (201, 200, 200)
+    assert started["Access-Control-Allow-Origin"] == SHOP
+    assert moved.json()["journey_state"]["current_stage"] == "consideration"
+    assert consented.json() == {"visitor_id": "v-9", "personalization": False, "cross_device": False}
 
 
 def test_sites_list_their_own_origins(db):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from corsheaders.middleware import CorsMiddleware
 from corsheaders.signals import check_request_enabled
 from django.conf import settings
 from django.dispatch import receiver
@@ -25,6 +26,17 @@ from journeys.authentication import SITE_KEY_HEADER, SITE_KEY_PARAM
 from journeys.selectors import origin_allowed, site_for_key
 
 _BROWSER_PATHS = re.compile(settings.CORS_URLS_REGEX)
+
+
+class SyncCorsMiddleware(CorsMiddleware):
+    """django-cors-headers' middleware, run as sync code (in a thread under ASGI).
+
+    Its async path sends ``check_request_enabled`` inside the event loop, where the
+    receiver below may (re)load the sites from the database: Django refuses that
+    (``SynchronousOnlyOperation``) and every preflight after a site change would fail.
+    """
+
+    async_capable = False
 
 
 @receiver(check_request_enabled, dispatch_uid="journeys.cors.origin_allowed_for_request")

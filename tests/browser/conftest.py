@@ -43,6 +43,7 @@ from django.db import connections
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from journeys.config_cache import VersionedCache
+from tests.browser.shop import people, sdk_src, shop, shop_server, shop_site  # noqa: F401
 from tests.processes import database_url_of_the_test_database, wait_for
 
 CHROMIUM_ARGS = [

@@ -1,10 +1,13 @@
 """``manage.py launch``: everything ``make run`` needs, in one process tree.
 
-Migrates, collects static files, makes sure the demo site and an ``admin`` superuser
-exist, prints how to log in, then runs the web server, a Celery worker and Celery
-beat as child processes until Ctrl-C or SIGTERM. The first time (the demo site has
-no sessions yet) it also drives the API with simulated visitors, so the admin and
-dashboards have something to show.
+Migrates, collects static files, makes sure an ``admin`` superuser and the demo site
+with its content exist (:mod:`devtools.demo_content`: slots, approved variants, a
+running experiment and a bandit, offers, approved urgency rules, and - the first time -
+30 days of rolled-up history, so every dashboard shows something), gives the demo site
+a new secret key, prints how to log in, then runs the web server, a Celery worker,
+Celery beat and the demo shop (:mod:`devtools.demo_shop`, on a second origin, talking
+to the engine only through the browser SDK; its backend feeds the stock with the
+secret key) as child processes until Ctrl-C or SIGTERM.
 
 The children find PostgreSQL and Redis through ``DATABASE_URL`` and ``REDIS_URL`` in
 their environment. Without them, importing the settings here has started the
@@ -33,12 +36,18 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, transaction
 from rest_framework.authtoken.models import Token
 
-from journeys.models import JourneySession, Site
-from journeys.services.sites import site_create
+from devtools.demo_content import (
+    MARKETER_USERNAME,
+    DemoContent,
+    deals_of,
+    demo_content_build,
+    demo_site_ensure,
+)
+from journeys.models import Site
+from journeys.services.sites import site_secret_rotate
 
-DEMO_SITE_NAME = "Demo Shop"
-DEMO_SITE_DOMAIN = "demo.example"
 ADMIN_USERNAME = "admin"
+SHOP_SECRET_ENV = "DEMO_SHOP_SECRET_KEY"
 HEALTH_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 15
 
@@ -54,7 +63,7 @@ def _raise_shutdown(signum, frame):
 class Child:
     """A child process whose output is copied to ours, each line prefixed with its name."""
 
-    def __init__(self, name: str, argv: list[str], *, cwd: Path, out) -> None:
+    def __init__(self, name: str, argv: list[str], *, cwd: Path, out, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.argv = argv
         # Its own session: Ctrl-C reaches only the launcher, which stops the children
@@ -62,7 +71,7 @@ class Child:
         self.process = subprocess.Popen(
             argv,
             cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -106,53 +115,83 @@ def _status(code: int) -> str:
 
 
 class Command(BaseCommand):
-    help = "Migrate, set up the demo site and admin login, simulate traffic, run web, worker and beat."
+    help = "Migrate, set up the demo site, its content and the logins, run web, worker, beat and the demo shop."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--visitors", type=int, default=300, help="simulated visitors on the first launch")
-        parser.add_argument("--no-simulate", action="store_true", help="do not simulate traffic")
+        parser.add_argument("--shop-port", type=int, help="the demo shop's port (default: --port + 1)")
         parser.add_argument("--access-log", action="store_true", help="log every HTTP request of the web server")
 
-    def handle(self, *args, host, port, visitors, no_simulate, access_log, **options):
+    def handle(self, *args, host, port, shop_port, access_log, **options):
         self._lock = threading.Lock()
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe otherwise
-        call_command("migrate", interactive=False, verbosity=1)
-        call_command("collectstatic", interactive=False, verbosity=0)
-        site = self.demo_site()
-        password, password_note = self.admin_login()
-        token = Token.objects.get_or_create(user=get_user_model().objects.get(username=ADMIN_USERNAME))[0].key
-        has_sessions = JourneySession.objects.filter(site=site).exists()
-        connections.close_all()
-
+        shop_port = shop_port or port + 1
         local = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
         base_url = f"http://{local}:{port}"
-        banner = self.banner(base_url, site, password, password_note, token)
+        shop_url = f"http://{local}:{shop_port}"
+        self.check_port_free(local, port)
+        self.check_port_free(local, shop_port)
+        call_command("migrate", interactive=False, verbosity=1)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        password, password_note = self.login(ADMIN_USERNAME, superuser=True)
+        admin = get_user_model().objects.get(username=ADMIN_USERNAME)
+        site = demo_site_ensure(
+            origins=sorted({shop_url, f"http://127.0.0.1:{shop_port}", f"http://localhost:{shop_port}"})
+        )
+        self.say(f"Demo content for {site.name} ({site.domain}) ...")
+        content = demo_content_build(site=site, approver=admin, shop_url=shop_url, log=self.say)
+        self.report(content)
+        marketer_password, marketer_note = self.login(MARKETER_USERNAME, superuser=False)
+        # Shown once, here: only its hash is stored. The shop's stock feed gets it by environment.
+        secret_key = site_secret_rotate(site=site)
+        deals = deals_of(site)
+        token = Token.objects.get_or_create(user=admin)[0].key
+        site.refresh_from_db()
+        connections.close_all()
+
+        banner = self.banner(
+            base_url=base_url,
+            shop_url=shop_url,
+            site=site,
+            logins=[
+                (ADMIN_USERNAME, password, password_note, "superuser; approves"),
+                (MARKETER_USERNAME, marketer_password, marketer_note, "Marketers; edits and submits"),
+            ],
+            token=token,
+            secret_key=secret_key,
+        )
         self.say(banner)
 
+        # Ctrl-C even when started with SIGINT ignored (a background job of a script).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _raise_shutdown)
         signal.signal(signal.SIGHUP, _raise_shutdown)
         children: list[Child] = []
         failure: str | None = None
         try:
-            self.check_port_free(local, port)
             self.start_children(children, host, port, access_log)
             self.wait_healthy(base_url, children)
-            if no_simulate:
-                self.say("Not simulating traffic (--no-simulate).")
-            elif has_sessions:
-                self.say(f"{site.name} has sessions already; not simulating traffic.")
-            else:
-                call_command(
-                    "simulate",
-                    site_key=site.public_key,
-                    visitors=visitors,
-                    seed=1,
-                    base_url=base_url,
-                    stdout=self.stdout,
-                    stderr=self.stderr,
-                )
+            shop = [
+                sys.executable,
+                "-m",
+                "devtools.demo_shop",
+                "--engine",
+                base_url,
+                "--site-key",
+                site.public_key,
+                "--host",
+                host,
+                "--port",
+                str(shop_port),
+                *[
+                    arg
+                    for sku, (percent, ends_at) in deals.items()
+                    for arg in ("--deal", f"{sku}:{percent}:{ends_at.isoformat()}")
+                ],
+            ]
+            self.start_child(children, "shop", shop, env={SHOP_SECRET_ENV: secret_key})
+            self.wait_healthy(shop_url, children, what="The demo shop")
             self.say(banner + "\nRunning. Press Ctrl-C to stop.")
             self.watch(children)
         except KeyboardInterrupt:
@@ -172,33 +211,40 @@ class Command(BaseCommand):
 
     # Setup -------------------------------------------------------------------------
 
-    def demo_site(self) -> Site:
-        site = Site.objects.filter(domain=DEMO_SITE_DOMAIN).first()
-        if site is None:
-            site = site_create(name=DEMO_SITE_NAME, domain=DEMO_SITE_DOMAIN)
-            self.say(f"Created the demo site {site.name} ({site.domain}).")
-        return site
+    def report(self, content: DemoContent) -> None:
+        if content.created:
+            self.say(f"   created {len(content.created)} objects: {', '.join(content.created)}")
+        else:
+            self.say("   nothing to create: the demo content exists (edits made in the admin are kept)")
+        if content.history is None:
+            self.say("   the demo site has sessions already: no history generated")
+        for note in content.notes:
+            self.say(f"   {note}")
+        self.say(f"Demo content ready in {content.seconds:.1f} s.")
 
     @transaction.atomic
-    def admin_login(self) -> tuple[str | None, str]:
-        """The ``admin`` superuser and its password, kept in ``.data/admin-password``.
+    def login(self, username: str, *, superuser: bool) -> tuple[str | None, str]:
+        """A staff login and its password, kept in ``.data/<username>-password``.
 
         The password is generated once and reused. If the file is gone, a new one is
         set. If someone changed the password since, it is left alone and not shown.
+        The superuser is created when missing; other users must exist already.
         """
-        password_file = Path(settings.DATA_DIR) / "admin-password"
+        password_file = Path(settings.DATA_DIR) / f"{username}-password"
         stored = password_file.read_text().strip() if password_file.exists() else ""
         User = get_user_model()
-        user = User.objects.select_for_update().filter(username=ADMIN_USERNAME).first()
+        user = User.objects.select_for_update().filter(username=username).first()
         if user is not None and stored and not user.check_password(stored):
             return None, f"(changed since it was generated; {password_file} holds the old one)"
         password = stored or secrets.token_urlsafe(12)
+        if user is None and not superuser:
+            raise CommandError(f"There is no user {username}.")
         if user is None:
-            User.objects.create_superuser(ADMIN_USERNAME, email="", password=password)
+            User.objects.create_superuser(username, email="", password=password)
         elif not stored:
             user.set_password(password)
             user.save(update_fields=["password"])
-        if not (user is None or (user.is_staff and user.is_superuser and user.is_active)):
+        if superuser and not (user is None or (user.is_staff and user.is_superuser and user.is_active)):
             user.is_staff = user.is_superuser = user.is_active = True
             user.save(update_fields=["is_staff", "is_superuser", "is_active"])
         if not stored:
@@ -207,21 +253,28 @@ class Command(BaseCommand):
             password_file.write_text(password + "\n")
         return password, f"(kept in {password_file})"
 
-    def banner(self, base_url: str, site: Site, password: str | None, note: str, token: str) -> str:
-        return "\n".join(
-            [
-                "",
-                "=" * 72,
-                f"  Admin:      {base_url}/admin/",
-                f"  Login:      {ADMIN_USERNAME}",
-                f"  Password:   {password or ''} {note}".rstrip(),
-                f"  Staff API token: {token}",
-                f"  Demo site:  {site.name} ({site.domain})",
-                f"  Site key:   {site.public_key}",
-                f"  API docs:   {base_url}/api/docs/",
-                "=" * 72,
-            ]
-        )
+    def banner(
+        self, *, base_url: str, shop_url: str, site: Site, logins: list[tuple], token: str, secret_key: str
+    ) -> str:
+        lines = [
+            "",
+            "=" * 72,
+            f"  Demo shop:  {shop_url}/",
+            f"  Admin:      {base_url}/admin/",
+            f"  Dashboards: {base_url}/dashboards/",
+        ]
+        for username, password, note, role in logins:
+            lines.append(f"  Login:      {username} ({role})")
+            lines.append(f"  Password:   {password or ''} {note}".rstrip())
+        lines += [
+            f"  Staff API token: {token}",
+            f"  Demo site:  {site.name} ({site.domain}), origins {', '.join(site.allowed_origins)}",
+            f"  Site key:   {site.public_key}",
+            f"  Secret key: {secret_key} (new at every launch; the shop's stock feed uses it)",
+            f"  API docs:   {base_url}/api/docs/",
+            "=" * 72,
+        ]
+        return "\n".join(lines)
 
     # Children ----------------------------------------------------------------------
 
@@ -238,25 +291,30 @@ class Command(BaseCommand):
             ("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", "info", "--schedule", str(schedule)]),
         ]
         for name, argv in specs:
-            child = Child(name, argv, cwd=settings.BASE_DIR, out=self.say)
-            children.append(child)
-            self.say(f"Started {name} (pid {child.pid}): {' '.join(argv[1:])}")
+            self.start_child(children, name, argv)
+
+    def start_child(self, children: list[Child], name: str, argv: list[str], env: dict | None = None) -> None:
+        child = Child(name, argv, cwd=settings.BASE_DIR, out=self.say, env=env)
+        children.append(child)
+        self.say(f"Started {name} (pid {child.pid}): {' '.join(argv[1:])}")
 
     def check_port_free(self, host: str, port: int) -> None:
-        """Refuse to start when something listens already: the health check and the
-        simulation would talk to it instead of to our server."""
+        """Refuse to start when something listens already: the health checks, the shop
+        and the browser would talk to it instead of to our server."""
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.settimeout(1)
             if probe.connect_ex((host, port)) == 0:
-                raise CommandError(f"Something listens on {host}:{port} already; stop it or pass --port.")
+                raise CommandError(
+                    f"Something listens on {host}:{port} already; stop it or choose other ports (--port, --shop-port)."
+                )
 
-    def wait_healthy(self, base_url: str, children: list[Child]) -> None:
+    def wait_healthy(self, base_url: str, children: list[Child], what: str = "The web server") -> None:
         deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             self.check_alive(children)
             try:
                 if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    self.say(f"The web server answers at {base_url}.")
+                    self.say(f"{what} answers at {base_url}.")
                     return
             except httpx.HTTPError:
                 pass
@@ -275,7 +333,7 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     def stop(self, children: list[Child]) -> None:
-        """SIGTERM to every child (web first, so no new requests arrive), then wait; kill stragglers."""
+        """SIGTERM to every child (web first, so no new requests arrive; the shop last), then wait; kill stragglers."""
         for child in children:
             child.terminate()
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS

@@ -891,3 +891,4 @@ import analytics.conversion_benchmark  # noqa: E402,F401  (registers "conversion
 import analytics.dashboard_benchmark  # noqa: E402,F401  (registers "dashboard_page")
 import analytics.decision_benchmark  # noqa: E402,F401  (registers "decision")
 import analytics.monitor_benchmark  # noqa: E402,F401  (registers "monitor_latency")
+import analytics.sdk_benchmark  # noqa: E402,F401  (registers "sdk")

@@ -12,9 +12,12 @@ $(STAMP): requirements.lock
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-## run: migrate, create the demo site and admin login, simulate traffic, serve on 127.0.0.1:8000 with worker and beat
+PORT ?= 8000
+
+## run: migrate, demo site and content with 30 days of history, logins; engine on 127.0.0.1:$(PORT) with
+## worker and beat, and the demo shop on 127.0.0.1:$(PORT)+1
 run: $(STAMP)
-	$(PY) manage.py launch
+	$(PY) manage.py launch --port $(PORT)
 
 ## test: the whole test suite on real PostgreSQL and Redis (embedded ones when DATABASE_URL/REDIS_URL are unset)
 test: $(STAMP)

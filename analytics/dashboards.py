@@ -25,7 +25,7 @@ from analytics.tables import Table
 from personalization.models import ApprovalRequest, ClaimLedger, Experiment, MonitorFlag, RequestStatus
 
 NO_SESSIONS = (
-    "No sessions in this range yet. Run `make run` (it simulates traffic) or send events to "
+    "No sessions in this range yet. Run `make run` (its demo site has 30 days of history) or send events to "
     "POST /api/v1/sessions and POST /api/v1/events, then widen the dates or clear the other filters."
 )
 

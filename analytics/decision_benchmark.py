@@ -75,7 +75,7 @@ from personalization.models import (
     TriggerType,
 )
 from personalization.services.approvals import approval_decide, approval_submit, offer_publish_without_approval
-from personalization.services.scarcity import scarcity_evidence_refresh
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 
 CONCURRENCY = 50
 SLOTS = ["hero", "cta", "offer_banner"]

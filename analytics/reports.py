@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 from personalization.models import Experiment, OptimizationProposal, Status
+from personalization.selectors import scarcity_effectiveness
 from personalization.services.optimizer import experiment_results, proposals_pending
-from personalization.services.scarcity import scarcity_effectiveness
 
 VARIANT_FIELDS = (
     "key",

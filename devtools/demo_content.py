@@ -65,7 +65,8 @@ from personalization.services.approvals import (
     offer_publish_without_approval,
     snapshot,
 )
-from personalization.services.scarcity import OfferTermsRefused, offer_edit, scarcity_evidence_refresh
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
+from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit
 
 DEMO_SITE_NAME = "Demo Shop"
 DEMO_SITE_DOMAIN = "demo.example"

@@ -575,15 +575,10 @@ from personalization.models import (  # noqa: E402
     RuleEvidence,
     ScarcityRule,
 )
-from personalization.services.scarcity import (  # noqa: E402
-    OfferTermsRefused,
-    monitor_flag_resolve,
-    offer_edit,
-    offer_terms_refusal,
-    rule_preview,
-    scarcity_rule_pause,
-    scarcity_rule_resume,
-)
+from personalization.services.scarcity.claims import rule_preview  # noqa: E402
+from personalization.services.scarcity.monitor_flags import monitor_flag_resolve  # noqa: E402
+from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit, offer_terms_refusal  # noqa: E402
+from personalization.services.scarcity.rules import scarcity_rule_pause, scarcity_rule_resume  # noqa: E402
 
 
 class OfferTermsForm(forms.ModelForm):

@@ -10,7 +10,7 @@ class PersonalizationConfig(AppConfig):
         from journeys.services.conversions import ATTRIBUTION_SOURCES
         from personalization import roles  # noqa: F401 - registers the roles' rights
         from personalization.decisions import decide, exposures_before
-        from personalization.services.scarcity import cues_before
+        from personalization.services.scarcity.cues import cues_before
 
         register_engine(decide)
         for source in (exposures_before, cues_before):

@@ -43,7 +43,8 @@ from personalization.selectors import (
     live_config_for,
     strategy_for,
 )
-from personalization.services.scarcity import CUE_WRITE_CTES, Verdict, cue_write_params, cues_eligible, cues_shown
+from personalization.services.scarcity.claims import Verdict
+from personalization.services.scarcity.cues import CUE_WRITE_CTES, cue_write_params, cues_eligible, cues_shown
 
 MODEL_VERSION = "rules-v1"
 

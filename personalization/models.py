@@ -384,7 +384,7 @@ class ScarcityRule(Approvable):
     at display time (``{count}``, ``{stock}``, ``{ends_at}``, ``{window}``, ``{offer}``);
     the template itself may hold no digits. Empty targeting lists mean "any". A
     ``threshold`` or ``window_minutes`` left empty takes the trigger's default
-    (``personalization.services.scarcity.DEFAULTS``).
+    (``personalization.services.scarcity.config.DEFAULTS``).
     """
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="scarcity_rules")

@@ -1,19 +1,37 @@
-"""Live personalization configuration, cached in process memory for the decision path.
+"""Reads of the personalization domain that more than one caller needs.
 
-What is loaded is only what was approved: a variant's *published* snapshot, never its
+Live personalization configuration, cached in process memory for the decision path:
+what is loaded is only what was approved - a variant's *published* snapshot, never its
 draft fields, and only experiments that are live. The cache reloads when the
 ``decisions`` version moves (approvals, optimizer reweights, pauses).
+
+And the effectiveness of scarcity rules (:func:`scarcity_effectiveness`), for the
+analytics API and reports.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from django.db.models import Count, Exists, OuterRef, Q
+
+from analytics import statistics
 from journeys.config_cache import VersionedCache
-from journeys.models import JourneySession, Site
+from journeys.models import ConversionEvent, JourneySession, Site
 from journeys.selectors import session_row_for
-from personalization.models import ContentVariant, Experiment, ExperimentArm, Offer, Slot, Status
+from personalization.models import (
+    ClaimLedger,
+    ContentVariant,
+    Experiment,
+    ExperimentArm,
+    HoldoutMembership,
+    Offer,
+    ScarcityRule,
+    Slot,
+    Status,
+)
 from personalization.services.approvals import DECISIONS_NAMESPACE
 
 # Personalization strategy by journey path and stage (PRODUCT.md section 3). Stages
@@ -228,3 +246,71 @@ def decision_session_for(site: Site, session_id: str) -> tuple[JourneySession, d
         return None
     session, (assigned,) = found
     return session, dict(assigned or ())
+
+
+def scarcity_effectiveness(
+    *, site, since: datetime | None = None, until: datetime | None = None, goal: str = "purchase"
+) -> list[dict]:
+    """Per rule: impressions, and the conversion of exposed against holdout sessions.
+
+    Sessions are those eligible for the rule (the ones recorded in
+    :class:`HoldoutMembership` when first eligible in ``[since, until)``); a session
+    converts when it has a ``goal`` conversion after it became eligible. The lift of
+    exposed over holdout comes from :mod:`analytics.statistics`, the same functions as
+    the experiments': relative lift with its delta-method and always-valid intervals,
+    the Bayesian credible interval, and the chance that the cue beats the holdout.
+    """
+    claims = ClaimLedger.objects.filter(rule__site=site)
+    members = HoldoutMembership.objects.filter(rule__site=site)
+    if since is not None:
+        claims = claims.filter(shown_at__gte=since)
+        members = members.filter(assigned_at__gte=since)
+    if until is not None:
+        claims = claims.filter(shown_at__lt=until)
+        members = members.filter(assigned_at__lt=until)
+    impressions = {
+        row["rule_id"]: row
+        for row in claims.values("rule_id").annotate(
+            impressions=Count("id"), sessions=Count("session_id", distinct=True)
+        )
+    }
+    converted = ConversionEvent.objects.filter(
+        session_id=OuterRef("session_id"), type=goal, converted_at__gte=OuterRef("assigned_at")
+    )
+    groups: dict[tuple[int, bool], tuple[int, int]] = {}
+    rows = (
+        members.annotate(converted=Exists(converted))
+        .values("rule_id", "in_holdout")
+        .annotate(sessions=Count("id"), conversions=Count("id", filter=Q(converted=True)))
+    )
+    for row in rows:
+        groups[(row["rule_id"], row["in_holdout"])] = (row["sessions"], row["conversions"])
+    out = []
+    for rule in ScarcityRule.objects.filter(site=site).select_related("offer").order_by("key"):
+        exposed = statistics.Arm(*groups.get((rule.pk, False), (0, 0)))
+        holdout = statistics.Arm(*groups.get((rule.pk, True), (0, 0)))
+        shown = impressions.get(rule.pk, {})
+        out.append(
+            {
+                "rule": rule.key,
+                "name": rule.name,
+                "trigger_type": rule.trigger_type,
+                "offer": rule.offer.sku,
+                "status": rule.status,
+                "holdout_share": (rule.published or {}).get("holdout_share", rule.holdout_share),
+                "impressions": shown.get("impressions", 0),
+                "sessions_shown": shown.get("sessions", 0),
+                "exposed": {
+                    "sessions": exposed.exposures,
+                    "conversions": exposed.conversions,
+                    "rate": exposed.rate,
+                },
+                "holdout": {
+                    "sessions": holdout.exposures,
+                    "conversions": holdout.conversions,
+                    "rate": holdout.rate,
+                },
+                "lift": statistics.holdout_lift(holdout, exposed),
+            }
+        )
+    return out

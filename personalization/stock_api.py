@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from journeys.authentication import HasSecretKey, SecretKeyAuthentication
 from journeys.serializers import StorableJSONParser, StrictSerializer
 from personalization.models import Offer
-from personalization.services.scarcity import StockReport, UnknownSkus, offers_stock_set
+from personalization.services.scarcity.offers import StockReport, UnknownSkus, offers_stock_set
 
 MAX_STOCK_REPORTS = 1000
 

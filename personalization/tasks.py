@@ -2,7 +2,9 @@ from django.conf import settings
 
 from config.celery import periodic_task
 from personalization.services.optimizer import experiments_optimize
-from personalization.services.scarcity import scarcity_evidence_refresh, scarcity_monitor, scarcity_sensitivity_learn
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
+from personalization.services.scarcity.monitor_flags import scarcity_monitor
+from personalization.services.scarcity.sensitivity import scarcity_sensitivity_learn
 
 
 @periodic_task(expires=settings.OPTIMIZER_CADENCE_MINUTES * 60)

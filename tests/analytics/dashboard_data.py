@@ -14,7 +14,7 @@ from decimal import Decimal
 from analytics.tasks import rollups_update_task
 from personalization.models import Allocation, TriggerType
 from personalization.services.optimizer import experiments_optimize
-from personalization.services.scarcity import scarcity_evidence_refresh
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from tests.journeys.helpers import event, move, post_events, start
 from tests.personalization.optimizer_helpers import add_traffic, live_experiment
 from tests.personalization.scarcity_helpers import carrying_variant, cues, live_offer, make_rule, staff

@@ -23,7 +23,7 @@ from analytics.rollups import ROLLUP_LOCK, RollupInterrupted, rollups_update
 from analytics.tasks import rollups_update_task
 from journeys.models import JourneySession
 from personalization.models import ClaimLedger, TriggerType
-from personalization.services.scarcity import scarcity_evidence_refresh
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from tests.analytics.rollup_helpers import (
     DAY1,
     DAY2,

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from personalization.cue_text import format_ends_at
 from personalization.models import TriggerType
-from personalization.services.scarcity import scarcity_evidence_refresh
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from tests.browser.shop import sdk_page
 from tests.personalization.scarcity_helpers import live_offer, make_rule
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from journeys.models import JourneySession, Touchpoint
 from personalization.cue_text import format_ends_at
 from personalization.models import Exposure, TriggerType
-from personalization.services.scarcity import scarcity_evidence_refresh
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from tests.browser.shop import sdk_page, slot_with_variants
 from tests.personalization.scarcity_helpers import live_offer, make_rule
 

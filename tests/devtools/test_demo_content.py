@@ -41,7 +41,7 @@ from personalization.models import (
     Status,
 )
 from personalization.services.approvals import approvable_edit, approval_decide, approval_submit
-from personalization.services.scarcity import holdout_bucket
+from personalization.services.scarcity.claims import holdout_bucket
 from tests.journeys.helpers import start
 
 SHOP = "http://127.0.0.1:8001"

@@ -14,7 +14,7 @@ from journeys.models import ConversionEvent, JourneySession
 from personalization.decisions import decide
 from personalization.models import ContentVariant, Exposure, Offer, ScarcityRule, Slot, TriggerType
 from personalization.services.approvals import approval_decide, approval_submit, offer_publish_without_approval
-from personalization.services.scarcity import holdout_bucket
+from personalization.services.scarcity.claims import holdout_bucket
 from tests.journeys.helpers import JourneySessionFactory, TouchpointFactory, start
 
 TEMPLATES = {
@@ -195,7 +195,7 @@ class Scenario:
 def scenario(trigger: str, site, people, *, now: datetime, true: bool = True, **rule_fields) -> Scenario:
     """Build the offer, data and rule of ``trigger`` so that its claim is ``true`` (or false) at ``now``."""
     from personalization.cue_text import format_ends_at
-    from personalization.services.scarcity import today_start
+    from personalization.services.scarcity.evidence import today_start
 
     if trigger == TriggerType.SOCIAL_PROOF_VIEWS:
         offer = live_offer(site, people)

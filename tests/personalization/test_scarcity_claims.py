@@ -17,14 +17,14 @@ from journeys.config_cache import bump
 from journeys.models import Visitor
 from personalization.cue_text import format_ends_at
 from personalization.models import ClaimLedger, RuleEvidence, ScarcityRule, TriggerType
-from personalization.services import scarcity
-from personalization.services.scarcity import (
+from personalization.services.scarcity.evidence import (
     EVIDENCE_KEY,
     EVIDENCE_NAMESPACE,
-    offer_stock_set,
+    live_evidence,
     scarcity_evidence_refresh,
     today_start,
 )
+from personalization.services.scarcity.offers import offer_stock_set
 from tests.journeys.helpers import JourneySessionFactory, move
 from tests.personalization.scarcity_helpers import (
     carrying_variant,
@@ -238,7 +238,7 @@ def test_decisions_serve_evidence_from_process_memory_until_its_version_moves(
     visit(api, "s-viewer")
     scarcity_evidence_refresh(now=now)
     assert [cue["message"] for cue in cues("s-viewer", now=now)] == ["Only 3 left"]
-    monkeypatch.setattr(scarcity._evidence, "check_interval", 0.0)
+    monkeypatch.setattr(live_evidence, "check_interval", 0.0)
 
     # When another process stores newer evidence (stock 2) without moving the version
     key = EVIDENCE_KEY.format(rule.pk)

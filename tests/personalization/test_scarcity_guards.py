@@ -34,13 +34,10 @@ from personalization.services.approvals import (
     approval_decide,
     approval_submit,
 )
-from personalization.services.scarcity import (
-    OfferTermsRefused,
-    offer_edit,
-    scarcity_evidence_refresh,
-    scarcity_monitor,
-    scarcity_sensitivity_learn,
-)
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
+from personalization.services.scarcity.monitor_flags import scarcity_monitor
+from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit
+from personalization.services.scarcity.sensitivity import scarcity_sensitivity_learn
 from tests.journeys.helpers import JourneySessionFactory
 from tests.personalization.scarcity_helpers import (
     cues,

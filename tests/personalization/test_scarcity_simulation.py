@@ -15,13 +15,13 @@ from journeys.services.sites import site_create
 from journeys.simulation import plan_visitors
 from personalization.cue_text import format_ends_at
 from personalization.models import ClaimLedger, HoldoutMembership, TriggerType
-from personalization.services.scarcity import (
-    offer_stock_set,
+from personalization.services.scarcity.evidence import (
     purchases_count,
     scarcity_evidence_refresh,
     today_start,
     viewers_count,
 )
+from personalization.services.scarcity.offers import offer_stock_set
 from tests.personalization.scarcity_helpers import carrying_variant, live_offer, make_rule, staff
 
 SKU = "SIM1"

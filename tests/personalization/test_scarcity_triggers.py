@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from personalization.models import ClaimLedger, HoldoutMembership, Status, TriggerType
 from personalization.services.approvals import approval_submit
-from personalization.services.scarcity import scarcity_evidence_refresh
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from tests.personalization.scarcity_helpers import (
     ALL_TRIGGERS,
     cues,
@@ -130,7 +130,7 @@ def test_a_rule_without_approval_is_not_shown(trigger, site, api, people):
 
 @pytest.mark.parametrize("trigger", ALL_TRIGGERS)
 def test_a_paused_rule_stops_at_once(trigger, site, api, people):
-    from personalization.services.scarcity import scarcity_rule_pause
+    from personalization.services.scarcity.rules import scarcity_rule_pause
 
     now = timezone.now()
     case = scenario(trigger, site, people, now=now)

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from journeys.services.sites import site_secret_rotate
 from personalization.models import AuditLog, Offer, TriggerType
-from personalization.services.scarcity import scarcity_evidence_refresh
+from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from tests.personalization.scarcity_helpers import cues, live_offer, make_rule, staff, visit
 
 pytestmark = pytest.mark.django_db

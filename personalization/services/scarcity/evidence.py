@@ -196,19 +196,22 @@ def _load_evidence() -> dict[int, dict]:
 live_evidence = VersionedCache(EVIDENCE_NAMESPACE, _load_evidence)
 
 
-def evidence_latest(rule: ScarcityRule) -> dict | None:
-    """The cached evidence, else the stored copy (for the admin preview)."""
-    doc = evidence_read([rule.pk]).get(rule.pk)
-    if doc is not None:
-        return doc
-    stored = RuleEvidence.objects.filter(rule=rule).first()
-    if stored is None:
-        return None
-    return {
-        "rule": rule.pk,
-        "rule_version": stored.rule_version,
-        "offer": rule.published["offer"] if rule.published else rule.offer_id,
-        "values": stored.values,
-        "measured_at": as_iso(stored.measured_at),
-        "computed_at": stored.computed_at.isoformat(),
-    }
+def evidence_latest(rules: Iterable[ScarcityRule]) -> dict[int, dict]:
+    """The latest evidence of each rule (by rule id): the cached one, else the stored
+    copy (for the admin preview). One Redis round trip, and one query when some
+    rules' evidence is not cached.
+    """
+    rules = {rule.pk: rule for rule in rules}
+    found = evidence_read(rules)
+    missing = [rule_id for rule_id in rules if rule_id not in found]
+    for stored in RuleEvidence.objects.filter(rule_id__in=missing) if missing else ():
+        rule = rules[stored.rule_id]
+        found[rule.pk] = {
+            "rule": rule.pk,
+            "rule_version": stored.rule_version,
+            "offer": rule.published["offer"] if rule.published else rule.offer_id,
+            "values": stored.values,
+            "measured_at": as_iso(stored.measured_at),
+            "computed_at": stored.computed_at.isoformat(),
+        }
+    return found

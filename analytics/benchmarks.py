@@ -42,7 +42,7 @@ from django.utils import timezone
 from psycopg import Copy
 from psycopg.copy import FileWriter
 
-from journeys.hashing import canonical_json
+from core.hashing import canonical_json
 from journeys.models import (
     IdempotencyConflict,
     JourneySession,

@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from django.db.models import F
 from django.utils import timezone
 
-from analytics import conversion_model
 from analytics.benchmarks import (
     BenchOptions,
     BenchResult,
@@ -48,6 +47,7 @@ from analytics.conversion_training import (
     training_data,
 )
 from analytics.models import ConversionModel
+from core import conversion_model
 from journeys.management.commands.simulate import simulate
 from journeys.models import JourneySession
 from journeys.services.sites import site_create

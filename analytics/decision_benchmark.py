@@ -58,7 +58,7 @@ from analytics.benchmarks import (
     machine_busy,
     vacuum,
 )
-from journeys.config_cache import VersionedCache
+from core.config_cache import VersionedCache
 from journeys.models import JourneySession, StageTransition, Visitor
 from personalization.models import (
     ApprovalRequest,

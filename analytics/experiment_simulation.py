@@ -27,8 +27,8 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from analytics import statistics
-from analytics.statistics import Arm
+from core import statistics
+from core.statistics import Arm
 
 # --- A/A ------------------------------------------------------------------------------
 

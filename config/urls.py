@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from journeys.api import healthz, readyz
+from core.health import healthz, readyz
 from journeys.sdk import sdk_v1
 
 urlpatterns = [
@@ -27,5 +27,5 @@ if settings.BENCH_ENDPOINTS:
 
     urlpatterns.append(path("bench/indexed-read", indexed_read, name="bench-indexed-read"))
 
-handler404 = "journeys.api_errors.json_404"
-handler500 = "journeys.api_errors.json_500"
+handler404 = "core.api_errors.json_404"
+handler500 = "core.api_errors.json_500"

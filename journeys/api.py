@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-
-import redis
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import connection, transaction
-from django.http import JsonResponse
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.serializers import PlainTextJSONParser, StorableJSONParser
 from journeys.authentication import (
     HasSiteKey,
     IsStaff,
@@ -24,15 +21,7 @@ from journeys.authentication import (
 from journeys.decisions import decision_for
 from journeys.models import Visitor
 from journeys.selectors import session_for
-from journeys.serializers import (
-    ConsentSetIn,
-    ConversionIn,
-    IdentifyIn,
-    PlainTextJSONParser,
-    SessionStartIn,
-    StageUpdateIn,
-    StorableJSONParser,
-)
+from journeys.serializers import ConsentSetIn, ConversionIn, IdentifyIn, SessionStartIn, StageUpdateIn
 from journeys.services.conversions import conversion_record
 from journeys.services.ingestion import BatchRejected, events_ingest, parse_batch
 from journeys.services.privacy import ConsentRequired, consent_set, identify, visitor_erase, visitor_export
@@ -280,30 +269,3 @@ class VisitorApi(StaffApi):
     def delete(self, request, visitor_id: str):
         visitor_erase(visitor=self.visitor_or_404(request, visitor_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-@functools.cache
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-
-
-def healthz(request):
-    return JsonResponse({"status": "ok"})
-
-
-def readyz(request):
-    """Ready when both PostgreSQL and Redis answer."""
-    checks = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as error:  # noqa: BLE001 - any failure means not ready
-        checks["database"] = f"error: {error.__class__.__name__}"
-    try:
-        redis_client().ping()
-        checks["redis"] = "ok"
-    except Exception as error:  # noqa: BLE001
-        checks["redis"] = f"error: {error.__class__.__name__}"
-    ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ready" if ready else "not_ready", **checks}, status=200 if ready else 503)

@@ -6,8 +6,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from core.serializers import StrictSerializer
 from journeys.api import SITE_KEY_PARAMETERS, SiteApi
-from journeys.serializers import StrictSerializer
 from personalization.decisions import UnknownSlots, decide
 from personalization.selectors import decision_session_for
 

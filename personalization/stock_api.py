@@ -13,8 +13,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.serializers import StorableJSONParser, StrictSerializer
 from journeys.authentication import HasSecretKey, SecretKeyAuthentication
-from journeys.serializers import StorableJSONParser, StrictSerializer
 from personalization.models import Offer
 from personalization.services.scarcity.offers import StockReport, UnknownSkus, offers_stock_set
 

@@ -25,8 +25,9 @@ import time
 
 from django.db.models import Count
 
+# A module import: the decision benchmark imports the registry, which imports this module.
+from analytics import decision_benchmark as decisions
 from analytics.benchmarks import BenchOptions, BenchResult, Check, Series, Server, ServerSpec, benchmark
-from analytics.decision_benchmark import SLOTS, decision_site, decision_site_delete, percentile
 from devtools.pages import PageServer, sdk_page
 from journeys.models import JourneySession, QuarantinedEvent, Touchpoint
 from journeys.sdk import SDK_SOURCE
@@ -48,10 +49,13 @@ window.__filled = new Promise((resolve) => {
 });
 </script>"""
 
-SLOTS_HTML = "".join(
-    f'<section data-journey-slot="{slot}"><h2 data-journey-field="headline">Default {slot}</h2></section>'
-    for slot in SLOTS
-)
+
+def slots_html() -> str:
+    return "".join(
+        f'<section data-journey-slot="{slot}"><h2 data-journey-field="headline">Default {slot}</h2></section>'
+        for slot in decisions.SLOTS
+    )
+
 
 # Tracks EVENTS_PER_PAGE events named after the page once the session is ready, then says so.
 TRACK_PAGE = """<script>
@@ -139,14 +143,14 @@ def sdk_benchmark(options: BenchOptions) -> BenchResult:
     result.series.append(Series("SDK size, gzipped", "bytes", [size]))
     result.checks.append(Check("SDK gzipped size", size, SIZE_BUDGET_BYTES, "bytes", higher_is_better=False))
 
-    made = decision_site("sdk", 0, scarcity=True)
+    made = decisions.decision_site("sdk", 0, scarcity=True)
     spec = ServerSpec("gunicorn", workers=options.param("workers", 4, int))
     try:
         with PageServer() as shop, Server(spec) as server:
             site_origins_set(site=made.sessions.site, allowed_origins=[shop.origin])
             engine = f"http://127.0.0.1:{server.port}"
             page = sdk_page(
-                script_src=f"{engine}/sdk/v1/journey.js", site_key=made.key, head=FILLED_PROBE, body=SLOTS_HTML
+                script_src=f"{engine}/sdk/v1/journey.js", site_key=made.key, head=FILLED_PROBE, body=slots_html()
             )
             filled_url = shop.page("/product", page)
             walk_url = shop.page(
@@ -165,10 +169,10 @@ def sdk_benchmark(options: BenchOptions) -> BenchResult:
                 walk_seconds = time.monotonic() - started
             stored = _stored_counts(made.sessions.site)
     finally:
-        decision_site_delete(made)
+        decisions.decision_site_delete(made)
 
-    first_p95 = [percentile(run, 0.95) for run in runs_first]
-    again_p95 = [percentile(run, 0.95) for run in runs_again]
+    first_p95 = [decisions.percentile(run, 0.95) for run in runs_first]
+    again_p95 = [decisions.percentile(run, 0.95) for run in runs_again]
     result.series += [
         Series("load to slots filled, new visitor, p50", "ms", [statistics.median(run) for run in runs_first]),
         Series("load to slots filled, new visitor, p95", "ms", first_p95),
@@ -206,7 +210,7 @@ def sdk_benchmark(options: BenchOptions) -> BenchResult:
     result.setup = {
         "server": spec.label,
         "browser": "headless Chromium (Debian) through Playwright, a new context per visitor",
-        "slots": SLOTS,
+        "slots": decisions.SLOTS,
         "loads_per_run": loads,
         "walk": f"{visitors} visitors x {pages} page views, {EVENTS_PER_PAGE} events each, navigating away at once",
         "walk_seconds": round(walk_seconds, 1),

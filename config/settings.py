@@ -58,8 +58,6 @@ DATABASE_URL = os.environ["DATABASE_URL"]
 REDIS_URL = os.environ["REDIS_URL"]
 
 DEBUG = env_bool("DEBUG", False)
-# The benchmark's reference endpoint (GET /bench/indexed-read); only its servers set it.
-BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
@@ -86,6 +84,7 @@ INSTALLED_APPS = [
     "journeys",
     "personalization",
     "analytics",
+    "devtools",
 ]
 
 MIDDLEWARE = [

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -21,11 +20,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]
-
-if settings.BENCH_ENDPOINTS:
-    from analytics.bench_views import indexed_read
-
-    urlpatterns.append(path("bench/indexed-read", indexed_read, name="bench-indexed-read"))
 
 handler404 = "core.api_errors.json_404"
 handler500 = "core.api_errors.json_500"

@@ -65,15 +65,19 @@ class PlainTextJSONParser(StorableJSONParser):
 class StrictSerializer(serializers.Serializer):
     """An input shape: answers 400 naming any field it does not know.
 
-    Its fields are built and bound once per class, not per instance: DRF deep-copies
-    every declared field for each serializer it makes, which on the decision and stage
-    paths cost more than the validation itself. Input shapes are only validated (no
-    instance, no context), and a bound field keeps no per-request state, so one set of
-    fields serves every request and thread.
+    Give each subclass a docstring of its own: it is the shape's description in the
+    OpenAPI schema, read by frontend developers.
     """
 
     @property
     def fields(self):
+        """Built and bound once per class, not per instance.
+
+        DRF deep-copies every declared field for each serializer it makes, which on the
+        decision and stage paths cost more than the validation itself. Input shapes are
+        only validated (no instance, no context), and a bound field keeps no per-request
+        state, so one set of fields serves every request and thread.
+        """
         cls = type(self)
         bound = cls.__dict__.get("_shared_fields")
         if bound is None:
@@ -95,17 +99,25 @@ class UnitField(serializers.FloatField):
 
 
 class DeviceIn(StrictSerializer):
+    """The visitor's device."""
+
     type = serializers.ChoiceField(choices=DeviceType.choices)
     screen = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
-    fingerprint = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    fingerprint = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="", help_text="Stored only as a keyed hash."
+    )
 
 
 class PersonaIn(StrictSerializer):
+    """Who the page thinks the visitor is, and how sure it is (0 to 1)."""
+
     type = serializers.CharField(max_length=50)
     confidence = UnitField(required=False, allow_null=True, default=None)
 
 
 class ConsentIn(StrictSerializer):
+    """The visitor's consent choices; a flag left out or null is left as it was."""
+
     personalization = serializers.BooleanField(required=False, allow_null=True, default=None)
     cross_device = serializers.BooleanField(required=False, allow_null=True, default=None)
 
@@ -117,19 +129,35 @@ class IntentSignalsField(serializers.DictField):
 
 
 class SessionStartIn(StrictSerializer):
-    session_id = serializers.CharField(max_length=100)
-    visitor_id = serializers.CharField(max_length=100)
+    """A new session: who, on which device, from where. Unknown fields are refused by name."""
+
+    session_id = serializers.CharField(max_length=100, help_text="Made by the client, once per session.")
+    visitor_id = serializers.CharField(max_length=100, help_text="Made by the client, kept across sessions.")
     device = DeviceIn()
-    entry_point = serializers.DictField(required=False, default=dict)
+    entry_point = serializers.DictField(
+        required=False, default=dict, help_text="`source` (at most 50 characters), `campaign`, `url`, ..."
+    )
     utm = serializers.DictField(required=False, default=dict)
     referrer = serializers.DictField(required=False, default=dict)
     persona = PersonaIn(required=False, allow_null=True, default=None)
-    intent_signals = IntentSignalsField(required=False, default=dict)
-    returning = serializers.BooleanField(required=False, allow_null=True, default=None)
+    intent_signals = IntentSignalsField(
+        required=False, default=dict, help_text="Named signals in [0, 1]: `purchase_intent`, `urgency`, ..."
+    )
+    returning = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="true for a known returning visitor; a visitor seen before counts as returning anyway.",
+    )
     consent = ConsentIn(required=False, allow_null=True, default=None)
     metadata = serializers.DictField(required=False, default=dict)
     slots = serializers.ListField(
-        child=serializers.SlugField(max_length=50), required=False, allow_null=True, default=None, max_length=50
+        child=serializers.SlugField(max_length=50),
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=50,
+        help_text="Slots to decide in the answer; all of the site's slots when left out, none when empty.",
     )
 
     def validate_entry_point(self, value):
@@ -140,6 +168,8 @@ class SessionStartIn(StrictSerializer):
 
 
 class EngagementIn(StrictSerializer):
+    """How engaged the visitor was on the page that triggered the move."""
+
     time_on_page = serializers.FloatField(min_value=0, required=False)
     scroll_depth = UnitField(required=False)
     interaction_count = serializers.IntegerField(min_value=0, required=False)
@@ -147,6 +177,8 @@ class EngagementIn(StrictSerializer):
 
 
 class StageUpdateIn(StrictSerializer):
+    """A move to another journey stage."""
+
     new_stage = serializers.ChoiceField(choices=Stage.choices)
     trigger_event = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     engagement = EngagementIn(required=False, default=dict)
@@ -154,8 +186,12 @@ class StageUpdateIn(StrictSerializer):
 
 
 class ConversionIn(StrictSerializer):
+    """A conversion, identified by the client's `event_id`."""
+
     event_id = serializers.UUIDField()
-    type = serializers.CharField(max_length=50)
+    type = serializers.CharField(
+        max_length=50, help_text="`purchase`, `email_signup`, `download`, `consultation_booking`, ..."
+    )
     value = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, default=0)
     currency = serializers.RegexField(r"^[A-Z]{3}$", default="EUR")
     product = serializers.DictField(required=False, default=dict)
@@ -163,12 +199,16 @@ class ConversionIn(StrictSerializer):
 
 
 class IdentifyIn(StrictSerializer):
+    """Who the session's visitor is, across devices."""
+
     session_id = serializers.CharField(max_length=100)
-    identifier = serializers.CharField(max_length=320)
+    identifier = serializers.CharField(max_length=320, help_text="Stored only as a keyed hash.")
     method = serializers.ChoiceField(choices=IdentifyMethod.choices)
 
 
 class ConsentSetIn(StrictSerializer):
+    """A visitor's consent choices: send one flag or both."""
+
     visitor_id = serializers.CharField(max_length=100)
     personalization = serializers.BooleanField(required=False, allow_null=True, default=None)
     cross_device = serializers.BooleanField(required=False, allow_null=True, default=None)

@@ -26,6 +26,7 @@ from journeys.decisions import decision_for
 from journeys.models import Visitor
 from journeys.selectors import session_for
 from journeys.serializers import (
+    UNSTORABLE_TEXT,
     ConsentSetIn,
     ConversionIn,
     IdentifyIn,
@@ -33,6 +34,7 @@ from journeys.serializers import (
     SessionStartIn,
     StageUpdateIn,
     StorableJSONParser,
+    unstorable,
 )
 from journeys.services.conversions import conversion_record
 from journeys.services.ingestion import BatchRejected, events_ingest, parse_batch
@@ -40,7 +42,21 @@ from journeys.services.privacy import ConsentRequired, consent_set, identify, vi
 from journeys.services.sessions import SessionStart, journey_state, session_start, stage_advance
 
 
-class SiteApi(APIView):
+class ApiView(APIView):
+    """Base of every API view: a path or query parameter PostgreSQL cannot store (a NUL
+    character, a lone surrogate) is a 400 naming it, before any query reads it."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        refused = {name: [UNSTORABLE_TEXT] for name, value in kwargs.items() if unstorable(value)}
+        for name, values in request.query_params.lists():
+            if unstorable([name, *values]):
+                refused[name] = [UNSTORABLE_TEXT]
+        if refused:
+            raise serializers.ValidationError(refused)
+
+
+class SiteApi(ApiView):
     """Base of browser endpoints: authenticated by the site's public key, scoped to that site.
 
     The key comes in ``X-Site-Key`` or as ``?site_key=``; the JSON body as
@@ -530,7 +546,7 @@ class ConsentApi(SiteApi):
         )
 
 
-class StaffApi(APIView):
+class StaffApi(ApiView):
     """Base of staff endpoints: token or session auth of a staff user."""
 
     permission_classes = [IsStaff]

@@ -37,6 +37,11 @@ def _unstorable_path(value: Any, path: tuple = ()) -> tuple | None:
     return None
 
 
+def unstorable(value: Any) -> bool:
+    """Whether PostgreSQL could not store ``value``: a NUL or a lone surrogate anywhere in it."""
+    return _unstorable_path(value) is not None
+
+
 class StorableJSONParser(JSONParser):
     """JSON whose strings PostgreSQL can store; anything else is a 400 naming the top-level field.
 

@@ -11,9 +11,9 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from journeys import api_schema as doc
+from journeys.api import ApiView
 from journeys.authentication import HasSecretKey, SecretKeyAuthentication
 from journeys.serializers import StorableJSONParser, StrictSerializer
 from personalization.models import Offer
@@ -105,7 +105,7 @@ def _report(sku: str, data: dict) -> StockReport:
     return StockReport(sku=sku, stock_remaining=data["stock_remaining"])
 
 
-class StockFeedApi(APIView):
+class StockFeedApi(ApiView):
     authentication_classes = [SecretKeyAuthentication]
     permission_classes = [HasSecretKey]
     parser_classes = [StorableJSONParser]

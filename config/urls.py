@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from core.health import healthz, readyz
 from journeys.sdk import sdk_v1
@@ -16,6 +16,11 @@ urlpatterns = [
     path("dashboards/monitor/", include("analytics.monitor_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(url_name="schema", template_name="api_docs/redoc.html"),
+        name="api-redoc",
+    ),
     path("sdk/v1/journey.js", sdk_v1, name="sdk-v1"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

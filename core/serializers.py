@@ -35,6 +35,11 @@ def _unstorable_path(value: Any, path: tuple = ()) -> tuple | None:
     return None
 
 
+def unstorable(value: Any) -> bool:
+    """Whether PostgreSQL could not store ``value``: a NUL or a lone surrogate anywhere in it."""
+    return _unstorable_path(value) is not None
+
+
 class StorableJSONParser(JSONParser):
     """JSON whose strings PostgreSQL can store; anything else is a 400 naming the top-level field.
 
@@ -63,15 +68,19 @@ class PlainTextJSONParser(StorableJSONParser):
 class StrictSerializer(serializers.Serializer):
     """An input shape: answers 400 naming any field it does not know.
 
-    Its fields are built and bound once per class, not per instance: DRF deep-copies
-    every declared field for each serializer it makes, which on the decision and stage
-    paths cost more than the validation itself. Input shapes are only validated (no
-    instance, no context), and a bound field keeps no per-request state, so one set of
-    fields serves every request and thread.
+    Give each subclass a docstring of its own: it is the shape's description in the
+    OpenAPI schema, read by frontend developers.
     """
 
     @property
     def fields(self):
+        """Built and bound once per class, not per instance.
+
+        DRF deep-copies every declared field for each serializer it makes, which on the
+        decision and stage paths cost more than the validation itself. Input shapes are
+        only validated (no instance, no context), and a bound field keeps no per-request
+        state, so one set of fields serves every request and thread.
+        """
         cls = type(self)
         bound = cls.__dict__.get("_shared_fields")
         if bound is None:

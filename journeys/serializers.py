@@ -9,17 +9,25 @@ from journeys.models import DeviceType, IdentifyMethod, Stage
 
 
 class DeviceIn(StrictSerializer):
+    """The visitor's device."""
+
     type = serializers.ChoiceField(choices=DeviceType.choices)
     screen = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
-    fingerprint = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    fingerprint = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="", help_text="Stored only as a keyed hash."
+    )
 
 
 class PersonaIn(StrictSerializer):
+    """Who the page thinks the visitor is, and how sure it is (0 to 1)."""
+
     type = serializers.CharField(max_length=50)
     confidence = UnitField(required=False, allow_null=True, default=None)
 
 
 class ConsentIn(StrictSerializer):
+    """The visitor's consent choices; a flag left out or null is left as it was."""
+
     personalization = serializers.BooleanField(required=False, allow_null=True, default=None)
     cross_device = serializers.BooleanField(required=False, allow_null=True, default=None)
 
@@ -31,19 +39,35 @@ class IntentSignalsField(serializers.DictField):
 
 
 class SessionStartIn(StrictSerializer):
-    session_id = serializers.CharField(max_length=100)
-    visitor_id = serializers.CharField(max_length=100)
+    """A new session: who, on which device, from where. Unknown fields are refused by name."""
+
+    session_id = serializers.CharField(max_length=100, help_text="Made by the client, once per session.")
+    visitor_id = serializers.CharField(max_length=100, help_text="Made by the client, kept across sessions.")
     device = DeviceIn()
-    entry_point = serializers.DictField(required=False, default=dict)
+    entry_point = serializers.DictField(
+        required=False, default=dict, help_text="`source` (at most 50 characters), `campaign`, `url`, ..."
+    )
     utm = serializers.DictField(required=False, default=dict)
     referrer = serializers.DictField(required=False, default=dict)
     persona = PersonaIn(required=False, allow_null=True, default=None)
-    intent_signals = IntentSignalsField(required=False, default=dict)
-    returning = serializers.BooleanField(required=False, allow_null=True, default=None)
+    intent_signals = IntentSignalsField(
+        required=False, default=dict, help_text="Named signals in [0, 1]: `purchase_intent`, `urgency`, ..."
+    )
+    returning = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="true for a known returning visitor; a visitor seen before counts as returning anyway.",
+    )
     consent = ConsentIn(required=False, allow_null=True, default=None)
     metadata = serializers.DictField(required=False, default=dict)
     slots = serializers.ListField(
-        child=serializers.SlugField(max_length=50), required=False, allow_null=True, default=None, max_length=50
+        child=serializers.SlugField(max_length=50),
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=50,
+        help_text="Slots to decide in the answer; all of the site's slots when left out, none when empty.",
     )
 
     def validate_entry_point(self, value):
@@ -54,6 +78,8 @@ class SessionStartIn(StrictSerializer):
 
 
 class EngagementIn(StrictSerializer):
+    """How engaged the visitor was on the page that triggered the move."""
+
     time_on_page = serializers.FloatField(min_value=0, required=False)
     scroll_depth = UnitField(required=False)
     interaction_count = serializers.IntegerField(min_value=0, required=False)
@@ -61,6 +87,8 @@ class EngagementIn(StrictSerializer):
 
 
 class StageUpdateIn(StrictSerializer):
+    """A move to another journey stage."""
+
     new_stage = serializers.ChoiceField(choices=Stage.choices)
     trigger_event = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     engagement = EngagementIn(required=False, default=dict)
@@ -68,8 +96,12 @@ class StageUpdateIn(StrictSerializer):
 
 
 class ConversionIn(StrictSerializer):
+    """A conversion, identified by the client's `event_id`."""
+
     event_id = serializers.UUIDField()
-    type = serializers.CharField(max_length=50)
+    type = serializers.CharField(
+        max_length=50, help_text="`purchase`, `email_signup`, `download`, `consultation_booking`, ..."
+    )
     value = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, default=0)
     currency = serializers.RegexField(r"^[A-Z]{3}$", default="EUR")
     product = serializers.DictField(required=False, default=dict)
@@ -77,12 +109,16 @@ class ConversionIn(StrictSerializer):
 
 
 class IdentifyIn(StrictSerializer):
+    """Who the session's visitor is, across devices."""
+
     session_id = serializers.CharField(max_length=100)
-    identifier = serializers.CharField(max_length=320)
+    identifier = serializers.CharField(max_length=320, help_text="Stored only as a keyed hash.")
     method = serializers.ChoiceField(choices=IdentifyMethod.choices)
 
 
 class ConsentSetIn(StrictSerializer):
+    """A visitor's consent choices: send one flag or both."""
+
     visitor_id = serializers.CharField(max_length=100)
     personalization = serializers.BooleanField(required=False, allow_null=True, default=None)
     cross_device = serializers.BooleanField(required=False, allow_null=True, default=None)

@@ -2,8 +2,8 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| DATABASE_URL | embedded PostgreSQL | PostgreSQL URL (``postgres://user:pw@host:5432/db``) |
-| REDIS_URL | embedded Redis | Redis URL (``redis://host:6379/0`` or ``unix:///path``) |
+| DATABASE_URL | required | PostgreSQL URL (``postgres://user:pw@host:5432/db``) |
+| REDIS_URL | required | Redis URL (``redis://host:6379/0`` or ``unix:///path``) |
 | SECRET_KEY | a development key | Django's secret; required when DEBUG is off |
 | HASH_KEY | derived from SECRET_KEY | key of the keyed hashes of fingerprints and identifiers |
 | DEBUG | ``false`` | Django debug mode |
@@ -20,6 +20,10 @@
 | SCARCITY_STOCK_STILL_HOURS | ``24`` | a low-stock cue shown this long while the stock never moved is flagged |
 | SCARCITY_RELAUNCH_COOLDOWN_DAYS | ``30`` | cooldown after an offer's end for offers that no scarcity rule names |
 | MONITOR_COUNTERS_SECONDS | ``5`` | one beat task sends the live monitor's counters to every site this often |
+
+Nothing is started or written on import. Without ``DATABASE_URL``/``REDIS_URL``
+``manage.py`` and the test session start embedded servers first
+(``config/development.py``); the WSGI/ASGI apps and Celery never do.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("JOURNEY_DATA_DIR", BASE_DIR / ".data"))
+# The development data of make run (logins, beat schedule; config/development.py).
+DATA_DIR = Path(os.environ.get("JOURNEY_DATA_DIR") or BASE_DIR / ".data")
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -46,16 +52,22 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(DATA_DIR / "run"))
-    (DATA_DIR / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
-    (DATA_DIR / "run").chmod(0o700)
-    from config.embedded import ensure_services
+DEVELOPMENT_NOTE = (
+    "A checkout with DATABASE_URL or REDIS_URL unset is a development one: manage.py and make test "
+    "start embedded servers (see README.md)."
+)
 
-    ensure_services(DATA_DIR)
 
-DATABASE_URL = os.environ["DATABASE_URL"]
-REDIS_URL = os.environ["REDIS_URL"]
+def env_required(name: str, what: str) -> str:
+    """The variable's value; the process stops at start, naming it, when it is unset or empty."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"{name} is not set: {what}. {DEVELOPMENT_NOTE}")
+    return value
+
+
+DATABASE_URL = env_required("DATABASE_URL", "the PostgreSQL server, postgres://user:password@host:5432/dbname")
+REDIS_URL = env_required("REDIS_URL", "the Redis server, redis://host:6379/0")
 
 DEBUG = env_bool("DEBUG", False)
 # The benchmark's reference endpoint (GET /bench/indexed-read); only its servers set it.

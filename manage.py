@@ -8,8 +8,8 @@ def main() -> None:
     from config.development import development_environment, is_development
 
     if is_development():
-        # No DATABASE_URL/REDIS_URL: the embedded servers, for this command and the
-        # processes it starts (config/development.py).
+        # No DATABASE_URL/REDIS_URL: the embedded servers and this checkout's keys, for
+        # this command and the processes it starts (config/development.py).
         development_environment()
 
     from django.core.management import execute_from_command_line

@@ -269,8 +269,8 @@ class ServerSpec:
 class Server:
     """A web server subprocess on a free 127.0.0.1 port, with this process's environment.
 
-    ``DATABASE_URL`` and ``REDIS_URL`` are in ``os.environ`` (``manage.py`` exports the
-    embedded servers'), so the server uses the same database. Its
+    ``DATABASE_URL``, ``REDIS_URL`` and the keys are in ``os.environ`` (``manage.py``
+    exports the embedded servers' and the checkout's), so the server uses the same database. Its
     output goes to ``bench-results/server.log``, not to the bench's table.
     """
 

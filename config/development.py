@@ -1,20 +1,27 @@
 """What a checkout with nothing configured gets: the development environment.
 
-Settings only read the environment, and refuse to start without ``DATABASE_URL`` and
-``REDIS_URL``; production sets both. A checkout where either is unset is a development
-one: ``manage.py`` (and so ``make run``, ``make check``, ``make bench``) calls
-:func:`development_environment` before Django loads the settings, which starts or
-reuses the embedded servers (:mod:`config.embedded`) and exports their URLs for every
-child process. The test run does the same for itself (``tests/environment.py``).
-Nothing here is imported by the settings, the WSGI/ASGI apps or the Celery app.
+Settings only read the environment, and refuse to start without ``DATABASE_URL``,
+``REDIS_URL``, ``SECRET_KEY`` and ``HASH_KEY``. Production sets all four. A checkout
+where ``DATABASE_URL`` or ``REDIS_URL`` is unset is a development one: ``manage.py``
+(and so ``make run``, ``make check``, ``make bench``) calls
+:func:`development_environment` before Django loads the settings. It starts or reuses
+the embedded servers (:mod:`config.embedded`) and exports this checkout's own keys,
+made once in ``.data/`` next to the embedded database whose hashes ``HASH_KEY`` keys,
+so every later run, and every child process, uses the same ones. Keys already in the
+environment win.
+
+The test run sets keys of its own (``tests/environment.py``). Nothing here is imported
+by the settings, the WSGI/ASGI apps or the Celery app.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+KEY_FILES = {"SECRET_KEY": "secret-key", "HASH_KEY": "hash-key"}
 
 
 def data_dir() -> Path:
@@ -28,7 +35,32 @@ def is_development() -> bool:
 
 
 def development_environment() -> None:
-    """Start or reuse the embedded servers for the URLs not set, and export their URLs."""
+    """Export this checkout's keys (unless set) and start or reuse the embedded servers."""
+    for name, value in checkout_keys(data_dir()).items():
+        os.environ.setdefault(name, value)
     from config.embedded import ensure_services
 
     ensure_services(data_dir())
+
+
+def checkout_keys(directory: Path) -> dict[str, str]:
+    """``{"SECRET_KEY": ..., "HASH_KEY": ...}``: two independent random keys, each made
+    once in its own file (mode 0600) of ``directory`` and read from there afterwards."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return {name: _key_file(directory / filename) for name, filename in KEY_FILES.items()}
+
+
+def _key_file(path: Path) -> str:
+    if not path.exists():
+        # Written aside and linked into place: two first runs at once both read one key.
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(50) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()

@@ -4,8 +4,8 @@
 | --- | --- | --- |
 | DATABASE_URL | required | PostgreSQL URL (``postgres://user:pw@host:5432/db``) |
 | REDIS_URL | required | Redis URL (``redis://host:6379/0`` or ``unix:///path``) |
-| SECRET_KEY | a development key | Django's secret; required when DEBUG is off |
-| HASH_KEY | derived from SECRET_KEY | key of the keyed hashes of fingerprints and identifiers |
+| SECRET_KEY | required | Django's secret (sessions, CSRF, signing) |
+| HASH_KEY | required | key of the keyed hashes of fingerprints and identifiers; independent of SECRET_KEY |
 | DEBUG | ``false`` | Django debug mode |
 | ALLOWED_HOSTS | ``127.0.0.1,localhost`` | comma-separated host names |
 | CELERY_BROKER_URL | REDIS_URL | broker for Celery (Redis or RabbitMQ) |
@@ -22,13 +22,12 @@
 | MONITOR_COUNTERS_SECONDS | ``5`` | one beat task sends the live monitor's counters to every site this often |
 
 Nothing is started or written on import. Without ``DATABASE_URL``/``REDIS_URL``
-``manage.py`` and the test session start embedded servers first
-(``config/development.py``); the WSGI/ASGI apps and Celery never do.
+``manage.py`` and the test session start embedded servers and set development or test
+keys first (``config/development.py``); the WSGI/ASGI apps and Celery never do.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -53,8 +52,8 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEVELOPMENT_NOTE = (
-    "A checkout with DATABASE_URL or REDIS_URL unset is a development one: manage.py and make test "
-    "start embedded servers (see README.md)."
+    "A checkout with DATABASE_URL or REDIS_URL unset is a development one: there manage.py (make run, make check) "
+    "starts embedded servers and uses keys made once in .data/, and `make test` sets keys of its own (README.md)."
 )
 
 
@@ -66,18 +65,24 @@ def env_required(name: str, what: str) -> str:
     return value
 
 
+NEW_KEY = "a long random string, e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+
 DATABASE_URL = env_required("DATABASE_URL", "the PostgreSQL server, postgres://user:password@host:5432/dbname")
 REDIS_URL = env_required("REDIS_URL", "the Redis server, redis://host:6379/0")
 
 DEBUG = env_bool("DEBUG", False)
 # The benchmark's reference endpoint (GET /bench/indexed-read); only its servers set it.
 BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
-        raise RuntimeError("SECRET_KEY must be set when REQUIRE_SECRET_KEY is on")
-    SECRET_KEY = "dev-only-insecure-key-set-SECRET_KEY-in-production"  # noqa: S105
-HASH_KEY = os.environ.get("HASH_KEY") or hashlib.sha256(f"hash-key:{SECRET_KEY}".encode()).hexdigest()
+# Both keys fail closed: no default, and the hash key is its own secret. Derived from
+# SECRET_KEY, one leaked key would open the identifier hashes to a dictionary attack too.
+SECRET_KEY = env_required("SECRET_KEY", f"Django's secret (sessions, CSRF tokens, signing); {NEW_KEY}")
+HASH_KEY = env_required(
+    "HASH_KEY",
+    f"the key of the hashes of fingerprints and identifiers, independent of SECRET_KEY and kept as long as "
+    f"the data they hash; {NEW_KEY}",
+)
+if HASH_KEY == SECRET_KEY:
+    raise ImproperlyConfigured(f"HASH_KEY equals SECRET_KEY: make it a key of its own, {NEW_KEY}.")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")

@@ -1,17 +1,25 @@
-"""The settings: required variables fail closed, and importing them has no side effects."""
+"""The settings: required variables fail closed, importing them has no side effects, and
+a checkout's development keys."""
 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 
 import pytest
 from django.conf import settings
 
+from config.development import checkout_keys
+
+KEY_A = "a" * 10 + "-key-for-settings-tests-only-4c1f9e2b7a5d3086e1b2"
+KEY_B = "b" * 10 + "-key-for-settings-tests-only-8e7d6c5b4a39281706f5"
 PRODUCTION = {
     "DATABASE_URL": "postgres://journey:secret@db.internal:5432/journey",
     "REDIS_URL": "redis://cache.internal:6379/0",
+    "SECRET_KEY": KEY_A,
+    "HASH_KEY": KEY_B,
 }
 
 
@@ -28,7 +36,7 @@ def run_python(code: str, env: dict[str, str], *args: str) -> subprocess.Complet
     )
 
 
-@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL"])
+@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "HASH_KEY"])
 @pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
 def test_settings_refuse_to_load_without_a_required_variable_and_name_it(name, value):
     env = {key: val for key, val in PRODUCTION.items() if key != name}
@@ -39,6 +47,22 @@ def test_settings_refuse_to_load_without_a_required_variable_and_name_it(name, v
 
     assert result.returncode != 0
     assert f"django.core.exceptions.ImproperlyConfigured: {name} is not set" in result.stderr
+
+
+def test_hash_key_equal_to_secret_key_is_refused():
+    result = run_python("import django; django.setup()", {**PRODUCTION, "HASH_KEY": KEY_A})
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: HASH_KEY equals SECRET_KEY" in result.stderr
+
+
+def test_hash_key_is_the_one_given_whatever_the_secret_key():
+    code = "from django.conf import settings; print(settings.HASH_KEY)"
+
+    first = run_python(code, PRODUCTION)
+    other_secret = run_python(code, {**PRODUCTION, "SECRET_KEY": KEY_A[::-1]})
+
+    assert first.stdout.strip() == other_secret.stdout.strip() == KEY_B
 
 
 def test_importing_the_settings_starts_and_writes_nothing(tmp_path):
@@ -56,3 +80,15 @@ def test_importing_the_settings_starts_and_writes_nothing(tmp_path):
     assert configured.stdout.strip() == "[]"
     assert "ImproperlyConfigured: DATABASE_URL is not set" in unconfigured.stderr
     assert not data_dir.exists()
+
+
+def test_a_checkouts_development_keys_are_made_once_independent_and_private(tmp_path):
+    first = checkout_keys(tmp_path)
+    again = checkout_keys(tmp_path)
+
+    assert first == again
+    assert set(first) == {"SECRET_KEY", "HASH_KEY"}
+    assert first["SECRET_KEY"] != first["HASH_KEY"]
+    assert all(len(key) >= 50 for key in first.values())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hash-key", "secret-key"]
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in tmp_path.iterdir())

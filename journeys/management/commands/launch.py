@@ -10,10 +10,11 @@ to the engine only through the browser SDK; its backend feeds the stock with the
 secret key) as child processes until Ctrl-C or SIGTERM.
 
 The children find PostgreSQL and Redis through ``DATABASE_URL`` and ``REDIS_URL`` in
-their environment. Without them, ``manage.py`` has started the embedded servers and
-exported their URLs before this command ran (``config/development.py``), so the
-children share them; this process exits last, after its children, and the embedded
-servers stop with it.
+their environment, and the keys through ``SECRET_KEY`` and ``HASH_KEY``. Without the
+URLs, ``manage.py`` has started the embedded servers and exported their URLs and this
+checkout's keys before this command ran (``config/development.py``), so the children
+share them; this process exits last, after its children, and the embedded servers stop
+with it.
 """
 
 from __future__ import annotations

@@ -31,8 +31,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+## check: Django's system checks with the deployment ones (warnings fail), and no missing migration
 check: $(STAMP)
-	$(PY) manage.py check
+	$(PY) manage.py check --deploy --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run
 
 ## lock: re-pin dependencies after editing pyproject.toml

@@ -42,6 +42,7 @@ from django.utils import timezone
 from psycopg import Copy
 from psycopg.copy import FileWriter
 
+from config.development import plain_http_environment
 from journeys.hashing import canonical_json
 from journeys.models import (
     IdempotencyConflict,
@@ -281,7 +282,8 @@ class Server:
         self.log_path = Path(settings.BASE_DIR) / "bench-results" / "server.log"
 
     def __enter__(self) -> Server:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false"}
+        # Production settings, except over plain HTTP to 127.0.0.1 (no redirect to HTTPS).
+        env = {**os.environ, **plain_http_environment(), "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as log:
             log.write(f"\n=== {timezone.now().isoformat()} {self.spec.label} on port {self.port}\n")

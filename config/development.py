@@ -23,6 +23,16 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 KEY_FILES = {"SECRET_KEY": "secret-key", "HASH_KEY": "hash-key"}
 
+# The development servers (``make run``, the benchmark's, the browser tests') speak plain
+# HTTP on 127.0.0.1, where the production defaults (redirect to HTTPS, cookies sent only
+# over HTTPS) would make the admin unusable. Their starters set these in the servers'
+# environment; a value set in the environment already wins.
+PLAIN_HTTP = {
+    "SECURE_SSL_REDIRECT": "false",
+    "SESSION_COOKIE_SECURE": "false",
+    "CSRF_COOKIE_SECURE": "false",
+}
+
 
 def data_dir() -> Path:
     """Where the development data lives: ``JOURNEY_DATA_DIR`` or ``<checkout>/.data``."""
@@ -41,6 +51,11 @@ def development_environment() -> None:
     from config.embedded import ensure_services
 
     ensure_services(data_dir())
+
+
+def plain_http_environment() -> dict[str, str]:
+    """The :data:`PLAIN_HTTP` settings for a child process, except those set in ours."""
+    return {name: value for name, value in PLAIN_HTTP.items() if name not in os.environ}
 
 
 def checkout_keys(directory: Path) -> dict[str, str]:

@@ -8,6 +8,11 @@
 | HASH_KEY | required | key of the keyed hashes of fingerprints and identifiers; independent of SECRET_KEY |
 | DEBUG | ``false`` | Django debug mode |
 | ALLOWED_HOSTS | ``127.0.0.1,localhost`` | comma-separated host names |
+| SECURE_SSL_REDIRECT | ``true`` unless DEBUG | redirect HTTP to HTTPS (not /healthz and /readyz) |
+| SESSION_COOKIE_SECURE, CSRF_COOKIE_SECURE | ``true`` unless DEBUG | send those cookies over HTTPS only |
+| SECURE_HSTS_SECONDS | ``31536000`` unless DEBUG | Strict-Transport-Security max-age (``0``: no header) |
+| SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD | ``true`` | the HSTS header's flags |
+| SECURE_PROXY_SSL_HEADER | unset | behind a TLS-terminating proxy: the header it sets, e.g. ``X-Forwarded-Proto`` |
 | CELERY_BROKER_URL | REDIS_URL | broker for Celery (Redis or RabbitMQ) |
 | CELERY_TASK_ALWAYS_EAGER | ``false`` | run tasks inline (tests only) |
 | SESSION_IDLE_MINUTES | ``30`` | a session without activity this long is closed |
@@ -86,6 +91,24 @@ if HASH_KEY == SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
+
+# HTTPS (``manage.py check --deploy``): on unless DEBUG. Servers on plain HTTP (make run,
+# the benchmark's, the browser tests') turn the redirect and secure cookies off.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# A load balancer's probes reach the processes over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Only behind a proxy that terminates TLS and always sets this header (e.g. X-Forwarded-Proto):
+# without it, anyone could claim HTTPS; without this setting behind such a proxy, the
+# redirect to HTTPS would loop.
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

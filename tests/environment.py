@@ -5,6 +5,8 @@ come too late, since pytest-django reads the settings before it imports them. It
 
 - keys of the test run's own (``SECRET_KEY``, ``HASH_KEY``), whatever the shell holds:
   tests never see a real deployment's keys;
+- the plain-HTTP settings (``config.development.PLAIN_HTTP``): the test client and the
+  browser tests speak HTTP to servers on 127.0.0.1;
 - and, when ``DATABASE_URL`` or ``REDIS_URL`` is unset, starts or reuses the embedded
   servers and exports their URLs.
 
@@ -18,7 +20,7 @@ import os
 
 import pytest
 
-from config.development import data_dir, is_development
+from config.development import PLAIN_HTTP, data_dir, is_development
 
 TEST_KEYS = {
     "SECRET_KEY": "test-run-secret-key-used-by-tests-only-9f3b2c7d41e85a06",
@@ -29,6 +31,7 @@ TEST_KEYS = {
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
     os.environ.update(TEST_KEYS)
+    os.environ.update(PLAIN_HTTP)
     options = parser.parse_known_args(args)
     if is_development() and not (options.help or options.version):
         from config.embedded import ensure_services

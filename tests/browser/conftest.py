@@ -7,8 +7,8 @@ Fixtures for every browser test (dashboards, the live monitor):
   ``DB_CONN_MAX_AGE=0`` (no idle connection outlives a request, so the per-test flush
   never waits on the server), eager Celery tasks (as in this process), and what the
   test run sets for every process it starts (``tests/environment.py``: its keys, so
-  hashes agree with this process's). HTTP and websockets both go through it. Its log is
-  ``test-artifacts/asgi-server.log``.
+  hashes agree with this process's, and plain HTTP). HTTP and websockets both go
+  through it. Its log is ``test-artifacts/asgi-server.log``.
 - ``browser`` (function): Chromium from ``CHROMIUM_PATH`` (default ``/usr/bin/chromium``).
   Playwright's own browser download does not work here, so it is launched by path; a
   missing Chromium is an error, never a skip.

@@ -1,5 +1,5 @@
-"""The settings: required variables fail closed, importing them has no side effects, and
-a checkout's development keys."""
+"""The settings: required variables fail closed, importing them has no side effects, the
+production defaults pass ``check --deploy``, and a checkout's development keys."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ PRODUCTION = {
     "REDIS_URL": "redis://cache.internal:6379/0",
     "SECRET_KEY": KEY_A,
     "HASH_KEY": KEY_B,
+}
+# What README's "Running on external PostgreSQL and Redis, scaled out" exports.
+DOCUMENTED_PRODUCTION = {
+    **PRODUCTION,
+    "ALLOWED_HOSTS": "journey.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://journey.example.com",
+    "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
 }
 
 
@@ -80,6 +87,26 @@ def test_importing_the_settings_starts_and_writes_nothing(tmp_path):
     assert configured.stdout.strip() == "[]"
     assert "ImproperlyConfigured: DATABASE_URL is not set" in unconfigured.stderr
     assert not data_dir.exists()
+
+
+def test_check_deploy_is_clean_with_the_documented_production_settings():
+    result = run_python("", DOCUMENTED_PRODUCTION, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+def test_production_defaults_are_https_only():
+    code = (
+        "from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, "
+        "s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER)"
+    )
+
+    default = run_python(code, PRODUCTION)
+    behind_proxy = run_python(code, DOCUMENTED_PRODUCTION)
+
+    assert default.stdout.split() == ["True", "True", "True", "31536000", "None"]
+    assert behind_proxy.stdout.strip().endswith("('HTTP_X_FORWARDED_PROTO', 'https')")
 
 
 def test_a_checkouts_development_keys_are_made_once_independent_and_private(tmp_path):

@@ -14,7 +14,9 @@ their environment, and the keys through ``SECRET_KEY`` and ``HASH_KEY``. Without
 URLs, ``manage.py`` has started the embedded servers and exported their URLs and this
 checkout's keys before this command ran (``config/development.py``), so the children
 share them; this process exits last, after its children, and the embedded servers stop
-with it.
+with it. The web server speaks plain HTTP, so the children also get the plain-HTTP
+settings (no redirect to HTTPS, cookies over HTTP: ``config.development.PLAIN_HTTP``)
+unless the environment sets them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, transaction
 from rest_framework.authtoken.models import Token
 
+from config.development import plain_http_environment
 from devtools.demo_content import (
     MARKETER_USERNAME,
     DemoContent,
@@ -296,7 +299,7 @@ class Command(BaseCommand):
             self.start_child(children, name, argv)
 
     def start_child(self, children: list[Child], name: str, argv: list[str], env: dict | None = None) -> None:
-        child = Child(name, argv, cwd=settings.BASE_DIR, out=self.say, env=env)
+        child = Child(name, argv, cwd=settings.BASE_DIR, out=self.say, env={**plain_http_environment(), **(env or {})})
         children.append(child)
         self.say(f"Started {name} (pid {child.pid}): {' '.join(argv[1:])}")
 

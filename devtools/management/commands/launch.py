@@ -10,9 +10,13 @@ to the engine only through the browser SDK; its backend feeds the stock with the
 secret key) as child processes until Ctrl-C or SIGTERM.
 
 The children find PostgreSQL and Redis through ``DATABASE_URL`` and ``REDIS_URL`` in
-their environment. Without them, importing the settings here has started the
-embedded servers and exported their URLs, so the children share them; this process
-exits last, after its children, and the embedded servers stop with it.
+their environment, and the keys through ``SECRET_KEY`` and ``HASH_KEY``. Without the
+URLs, ``manage.py`` has started the embedded servers and exported their URLs and this
+checkout's keys before this command ran (``config/development.py``), so the children
+share them; this process exits last, after its children, and the embedded servers stop
+with it. The web server speaks plain HTTP, so the children also get the plain-HTTP
+settings (no redirect to HTTPS, cookies over HTTP: ``config.development.PLAIN_HTTP``)
+unless the environment sets them.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, transaction
 from rest_framework.authtoken.models import Token
 
+from config.development import plain_http_environment
 from devtools.demo_content import (
     MARKETER_USERNAME,
     DemoContent,
@@ -285,16 +290,18 @@ class Command(BaseCommand):
         if not access_log:
             web.append("--no-access-log")
         schedule = Path(settings.DATA_DIR) / "celerybeat-schedule"
+        # Routine periodic runs log at debug (config/logfilters.py): LOG_LEVEL=DEBUG shows them.
+        level = os.environ.get("LOG_LEVEL", "INFO").lower()
         specs = [
             ("web", web),
-            ("worker", [python, "-m", "celery", "-A", "config", "worker", "--concurrency", "2", "-l", "info"]),
-            ("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", "info", "--schedule", str(schedule)]),
+            ("worker", [python, "-m", "celery", "-A", "config", "worker", "--concurrency", "2", "-l", level]),
+            ("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", level, "--schedule", str(schedule)]),
         ]
         for name, argv in specs:
             self.start_child(children, name, argv)
 
     def start_child(self, children: list[Child], name: str, argv: list[str], env: dict | None = None) -> None:
-        child = Child(name, argv, cwd=settings.BASE_DIR, out=self.say, env=env)
+        child = Child(name, argv, cwd=settings.BASE_DIR, out=self.say, env={**plain_http_environment(), **(env or {})})
         children.append(child)
         self.say(f"Started {name} (pid {child.pid}): {' '.join(argv[1:])}")
 

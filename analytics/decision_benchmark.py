@@ -74,7 +74,12 @@ from personalization.models import (
     Slot,
     TriggerType,
 )
-from personalization.services.approvals import approval_decide, approval_submit, offer_publish_without_approval
+from personalization.services.approvals import (
+    approval_decide,
+    approval_submit,
+    checklist_all_ticked,
+    offer_publish_without_approval,
+)
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 
 CONCURRENCY = 50
@@ -242,7 +247,8 @@ def _people(token: str):
 
 def _approve(obj, people):
     marketer, approver = people
-    approval_decide(request=approval_submit(obj=obj, requester=marketer), decider=approver, approve=True)
+    request = approval_submit(obj=obj, requester=marketer)
+    approval_decide(request=request, decider=approver, approve=True, checklist=checklist_all_ticked(request))
     obj.refresh_from_db()
     return obj
 

@@ -9,7 +9,9 @@ from personalization.services.approvals import (
     approvable_edit,
     approval_decide,
     approval_submit,
+    checklist_all_ticked,
 )
+from tests.personalization.helpers import approved
 
 
 @pytest.fixture
@@ -77,7 +79,9 @@ def test_non_approver_cannot_decide(variant, marketer, django_user_model):
 def test_approval_publishes_the_submitted_version(variant, marketer, approver):
     request = approval_submit(obj=variant, requester=marketer)
 
-    approval_decide(request=request, decider=approver, approve=True, comment="ok", checklist={"Links work": True})
+    approval_decide(
+        request=request, decider=approver, approve=True, comment="ok", checklist=checklist_all_ticked(request)
+    )
 
     variant.refresh_from_db()
     assert variant.status == Status.LIVE
@@ -90,7 +94,7 @@ def test_approval_publishes_the_submitted_version(variant, marketer, approver):
 
 
 def test_edited_live_variant_keeps_serving_approved_version_until_edit_is_approved(variant, marketer, approver):
-    approval_decide(request=approval_submit(obj=variant, requester=marketer), decider=approver, approve=True)
+    approved(variant, (marketer, approver))
 
     approvable_edit(obj=variant, actor=marketer, changes={"payload": {"headline": "Faster"}})
     variant.refresh_from_db()
@@ -102,7 +106,7 @@ def test_edited_live_variant_keeps_serving_approved_version_until_edit_is_approv
     variant.refresh_from_db()
     assert variant.published["payload"] == {"headline": "Fast"}
 
-    approval_decide(request=request, decider=approver, approve=True)
+    approval_decide(request=request, decider=approver, approve=True, checklist=checklist_all_ticked(request))
     variant.refresh_from_db()
     assert (variant.version, variant.status, variant.published_version) == (2, Status.LIVE, 2)
     assert variant.published["payload"] == {"headline": "Faster"}
@@ -124,7 +128,7 @@ def test_stock_update_changes_no_version_and_is_audited(site, marketer, approver
     from personalization.models import Offer
 
     offer = Offer.objects.create(site=site, name="Kit", sku="K1", price=Decimal("10.00"), discount_percent=Decimal(10))
-    approval_decide(request=approval_submit(obj=offer, requester=marketer), decider=approver, approve=True)
+    approved(offer, (marketer, approver))
 
     approvable_edit(obj=offer, actor=marketer, changes={"stock_remaining": 3})
 

@@ -24,7 +24,12 @@ from personalization.models import (
     RequestStatus,
     Status,
 )
-from personalization.services.approvals import DECISIONS_NAMESPACE, NotAnApprover, SelfApprovalRefused
+from personalization.services.approvals import (
+    DECISIONS_NAMESPACE,
+    NotAnApprover,
+    SelfApprovalRefused,
+    checklist_all_ticked,
+)
 from personalization.services.optimizer import (
     OPTIMIZER_USERNAME,
     experiment_results,
@@ -387,6 +392,13 @@ def test_optimizer_runs_every_cadence_from_beat():
 # --- approvers' decisions -------------------------------------------------------------
 
 
+def ticked(proposal) -> dict:
+    """The proposal's request's checklist, every item ticked."""
+    return checklist_all_ticked(
+        ApprovalRequest.objects.get(object_id=proposal.pk, content_type__model="optimizationproposal")
+    )
+
+
 @pytest.fixture
 def winner_proposal(site):
     experiment = live_experiment(site, minimum_sample=500)
@@ -399,7 +411,13 @@ def test_approving_a_winner_ends_the_experiment(winner_proposal, approver, djang
     version = current_version(DECISIONS_NAMESPACE)
 
     with django_capture_on_commit_callbacks(execute=True):
-        proposal_decide(proposal=winner_proposal, decider=approver, approve=True, comment="clear win")
+        proposal_decide(
+            proposal=winner_proposal,
+            decider=approver,
+            approve=True,
+            comment="clear win",
+            checklist=ticked(winner_proposal),
+        )
 
     experiment = winner_proposal.experiment
     experiment.refresh_from_db()
@@ -426,7 +444,7 @@ def test_approving_a_pending_reweight_applies_its_weights(site, approver):
     traffic(experiment, {"a": (1000, 100), "b": (1000, 140)})
     [proposal] = experiments_optimize(now=NOW)
 
-    proposal_decide(proposal=proposal, decider=approver, approve=True)
+    proposal_decide(proposal=proposal, decider=approver, approve=True, checklist=ticked(proposal))
 
     assert weights_of(experiment) == [row["to"] for row in proposal.proposed["weights"]]
 
@@ -436,7 +454,7 @@ def test_approving_a_pause_pauses_the_arm(site, approver):
     traffic(experiment, {"a": (600, 60), "b": (600, 66), "c": (600, 25)})
     [proposal] = experiments_optimize(now=NOW)
 
-    proposal_decide(proposal=proposal, decider=approver, approve=True)
+    proposal_decide(proposal=proposal, decider=approver, approve=True, checklist=ticked(proposal))
 
     paused = dict(ExperimentArm.objects.filter(experiment=experiment).values_list("variant__key", "is_paused"))
     assert paused == {"hero-test-a": False, "hero-test-b": False, "hero-test-c": True}

@@ -33,6 +33,7 @@ from personalization.services.approvals import (
     approvable_edit,
     approval_decide,
     approval_submit,
+    checklist_all_ticked,
 )
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from personalization.services.scarcity.monitor_flags import scarcity_monitor
@@ -248,7 +249,7 @@ def test_a_marketer_editing_live_wording_makes_a_draft_and_the_approved_text_kee
     reload_config()
     assert [cue["message"] for cue in cues("s-viewer")] == ["Only 3 left"]
 
-    approval_decide(request=request, decider=approver, approve=True)
+    approval_decide(request=request, decider=approver, approve=True, checklist=checklist_all_ticked(request))
     reload_config()
     assert [cue["message"] for cue in cues("s-viewer")] == ["Hurry: 3 left"]
     versions = list(ClaimLedger.objects.order_by("id").values_list("rule_version", "text"))

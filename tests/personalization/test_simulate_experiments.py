@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from journeys.models import ConversionEvent
 from journeys.services.sites import site_create
 from personalization.models import ContentVariant, Experiment, ExperimentArm, Exposure, Slot
-from personalization.services.approvals import approval_decide, approval_submit
+from tests.personalization.helpers import approved
 
 
 @pytest.fixture
@@ -25,9 +25,9 @@ def experiment_site(transactional_db, django_user_model):
         variant = ContentVariant.objects.create(
             site=site, slot=slot, key=key, name=key, payload={"headline": key}, is_default=control
         )
-        approval_decide(request=approval_submit(obj=variant, requester=marketer), decider=approver, approve=True)
+        approved(variant, (marketer, approver))
         ExperimentArm.objects.create(experiment=experiment, variant=variant, is_control=control, weight=0.5)
-    approval_decide(request=approval_submit(obj=experiment, requester=marketer), decider=approver, approve=True)
+    approved(experiment, (marketer, approver))
     return site
 
 

@@ -57,7 +57,8 @@ def test_stock_put_with_the_secret_key_confirms_the_stock_as_of_now(site, people
         "stock_confirmed_by": f"stock feed ({site.secret_key_hint})",
     }
     assert (offer.stock_remaining, offer.version) == (4, 1)  # live data: no new version, no approval
-    assert list(AuditLog.objects.filter(action="updated").values_list("changes__stock_remaining", flat=True)) == [4]
+    reports = AuditLog.objects.filter(action="updated").order_by("id")
+    assert list(reports.values_list("actor__username", "changes__stock_remaining")) == [("mia", 9), (None, 4)]
 
 
 def test_restock_date_is_set_and_cleared_only_when_sent(site, people, secret):

@@ -23,8 +23,7 @@ import pytest
 from devtools.pages import PageServer, sdk_page  # noqa: F401 (sdk_page: for the tests)
 from journeys.services.sites import site_create
 from personalization.models import ContentVariant, Slot
-from tests.personalization.helpers import approved, created
-from tests.personalization.scarcity_helpers import staff
+from tests.personalization.helpers import approved, created, make_people
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +54,7 @@ def shop_site(shop: PageServer, transactional_db):
 @pytest.fixture
 def people(transactional_db, django_user_model):
     """(marketer, approver): who submits and who approves."""
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
+    return make_people(django_user_model)
 
 
 def slot_with_variants(site, people, key: str, variants: dict[str, dict]) -> dict[str, ContentVariant]:

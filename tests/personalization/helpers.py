@@ -1,6 +1,8 @@
-"""The approval flow as tests drive it: objects created and approved through the services, as staff would."""
+"""Staff users, and the approval flow as tests drive it: objects created and approved through the services."""
 
 from __future__ import annotations
+
+from django.contrib.auth.models import Group
 
 from personalization.services.approvals import (
     approvable_create,
@@ -8,6 +10,19 @@ from personalization.services.approvals import (
     approval_submit,
     checklist_all_ticked,
 )
+
+
+def staff(django_user_model, username: str, *groups: str, **fields):
+    """A staff user in ``groups`` (Marketers, Approvers, Analysts), password ``pw-<username>-12345``."""
+    user = django_user_model.objects.create_user(username, password=f"pw-{username}-12345", is_staff=True, **fields)
+    for group in groups:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def make_people(django_user_model) -> tuple:
+    """(marketer, approver): ``mia`` in Marketers submits, ``ada`` in Approvers approves."""
+    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
 
 
 def created(obj, people, *, arms: list[dict] | None = None):

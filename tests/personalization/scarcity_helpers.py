@@ -6,7 +6,6 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from journeys.config_cache import VersionedCache
@@ -27,12 +26,6 @@ TEMPLATES = {
     TriggerType.FLASH_SALE: "Flash sale: ends {ends_at}",
     TriggerType.EXCLUSIVITY: "An exclusive offer for returning customers",
 }
-
-
-def staff(django_user_model, username: str, group: str):
-    user = django_user_model.objects.create_user(username, password=f"pw-{username}-12345", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
 
 
 def reload_config() -> None:

@@ -1,7 +1,6 @@
 """The admin as marketers, approvers and analysts use it, through Django's test client."""
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
@@ -17,30 +16,14 @@ from personalization.models import (
     Status,
 )
 from personalization.services.approvals import approval_decide, approval_submit
-from tests.personalization.helpers import approved
+from tests.personalization.helpers import approved, staff
 
 VARIANT_CHECKLIST = ["Brand and tone are right", "Claims in the copy are true", "Links work"]
 
 
-def _user(django_user_model, username: str, group: str):
-    user = django_user_model.objects.create_user(username, password=f"pw-{username}-12345", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-@pytest.fixture
-def marketer(django_user_model):
-    return _user(django_user_model, "mia", "Marketers")
-
-
-@pytest.fixture
-def approver(django_user_model):
-    return _user(django_user_model, "ada", "Approvers")
-
-
 @pytest.fixture
 def analyst(django_user_model):
-    return _user(django_user_model, "ana", "Analysts")
+    return staff(django_user_model, "ana", "Analysts")
 
 
 def _client(user) -> Client:
@@ -286,7 +269,7 @@ def test_approvals_queue_lists_pending_first_and_shows_the_diff_of_version_2(var
 
 
 def test_my_requests_filter_shows_only_what_i_submitted(site, slot, variant, marketer, django_user_model):
-    colleague = _user(django_user_model, "max", "Marketers")
+    colleague = staff(django_user_model, "max", "Marketers")
     other = ContentVariant.objects.create(site=site, slot=slot, key="hero-c", name="Hero C", created_by=colleague)
     mine = approval_submit(obj=variant, requester=marketer)
     approval_submit(obj=other, requester=colleague)

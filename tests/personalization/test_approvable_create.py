@@ -23,12 +23,7 @@ from personalization.models import (
     TriggerType,
 )
 from personalization.services.approvals import NotANewDraft, approvable_create
-from tests.personalization.scarcity_helpers import live_offer, staff
-
-
-@pytest.fixture
-def people(django_user_model):
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
+from tests.personalization.scarcity_helpers import live_offer
 
 
 @pytest.fixture

@@ -22,14 +22,8 @@ from personalization.services.approvals import (
 )
 from personalization.services.optimizer import experiments_optimize, proposal_decide
 from tests.personalization.optimizer_helpers import add_traffic, live_experiment, state
-from tests.personalization.scarcity_helpers import staff
 
 VARIANT_CHECKLIST = ["Brand and tone are right", "Claims in the copy are true", "Links work"]
-
-
-@pytest.fixture
-def people(django_user_model):
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
 
 
 @pytest.fixture

@@ -11,21 +11,7 @@ from personalization.services.approvals import (
     approval_submit,
     checklist_all_ticked,
 )
-from tests.personalization.helpers import approved
-
-
-@pytest.fixture
-def marketer(django_user_model):
-    user = django_user_model.objects.create_user("mia", password="pw-mia-12345", is_staff=True)
-    user.groups.add(Group.objects.get(name="Marketers"))
-    return user
-
-
-@pytest.fixture
-def approver(django_user_model):
-    user = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
-    user.groups.add(Group.objects.get(name="Approvers"))
-    return user
+from tests.personalization.helpers import approved, staff
 
 
 @pytest.fixture
@@ -68,7 +54,7 @@ def test_database_refuses_a_request_decided_by_its_requester(variant, marketer):
 
 
 def test_non_approver_cannot_decide(variant, marketer, django_user_model):
-    other = django_user_model.objects.create_user("otto", password="pw-otto-12345", is_staff=True)
+    other = staff(django_user_model, "otto")
     request = approval_submit(obj=variant, requester=marketer)
     with pytest.raises(NotAnApprover):
         approval_decide(request=request, decider=other, approve=True)

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 
 from journeys.models import Visitor
@@ -22,15 +21,6 @@ from personalization.models import (
 from personalization.selectors import ArmConfig, ExperimentConfig
 from tests.journeys.helpers import start
 from tests.personalization.helpers import approved
-
-
-@pytest.fixture
-def people(django_user_model):
-    marketer = django_user_model.objects.create_user("mia", password="pw-mia-12345", is_staff=True)
-    marketer.groups.add(Group.objects.get(name="Marketers"))
-    approver = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
-    approver.groups.add(Group.objects.get(name="Approvers"))
-    return marketer, approver
 
 
 @pytest.fixture

@@ -39,11 +39,11 @@ from personalization.services.optimizer import (
     proposal_decide,
 )
 from personalization.tasks import optimize_experiments_task
+from tests.personalization.helpers import staff
 from tests.personalization.optimizer_helpers import (
     add_traffic,
     convert,
     live_experiment,
-    make_user,
     state,
     variant,
 )
@@ -62,11 +62,6 @@ def weights_of(experiment) -> list[float]:
 def traffic(experiment, counts: dict[str, tuple[int, int]], **kwargs) -> None:
     for letter, (exposures, conversions) in counts.items():
         add_traffic(experiment, letter, exposures=exposures, conversions=conversions, **kwargs)
-
-
-@pytest.fixture
-def approver(django_user_model):
-    return make_user(django_user_model, "ada", "Approvers")
 
 
 # --- results --------------------------------------------------------------------------
@@ -479,8 +474,8 @@ def test_rejection_changes_only_the_proposal_and_its_request(winner_proposal, ap
 def test_refused_deciders_change_nothing(winner_proposal, django_user_model, who, refusal):
     decider = {
         "optimizer": lambda: optimizer_user(),
-        "marketer": lambda: make_user(django_user_model, "mia", "Marketers"),
-        "staff": lambda: make_user(django_user_model, "sam"),
+        "marketer": lambda: staff(django_user_model, "mia", "Marketers"),
+        "staff": lambda: staff(django_user_model, "sam"),
     }[who]()
     before = state()
 

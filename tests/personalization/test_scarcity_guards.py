@@ -40,20 +40,15 @@ from personalization.services.scarcity.monitor_flags import scarcity_monitor
 from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit
 from personalization.services.scarcity.sensitivity import scarcity_sensitivity_learn
 from tests.journeys.helpers import JourneySessionFactory
+from tests.personalization.helpers import staff
 from tests.personalization.scarcity_helpers import (
     cues,
     live_offer,
     make_rule,
     reload_config,
     session_of,
-    staff,
     visit,
 )
-
-
-@pytest.fixture
-def people(django_user_model):
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
 
 
 def _client(user) -> Client:
@@ -231,7 +226,9 @@ def live_low_stock(site, api, people):
     return rule
 
 
-def test_a_marketer_editing_live_wording_makes_a_draft_and_the_approved_text_keeps_showing(live_low_stock, people):
+def test_a_marketer_editing_live_wording_makes_a_draft_and_the_approved_text_keeps_showing(
+    live_low_stock, people, django_user_model
+):
     marketer, approver = people
     edited = approvable_edit(obj=live_low_stock, actor=marketer, changes={"message_template": "Hurry: {stock} left"})
     reload_config()
@@ -243,7 +240,7 @@ def test_a_marketer_editing_live_wording_makes_a_draft_and_the_approved_text_kee
     request = approval_submit(obj=edited, requester=marketer)
     with pytest.raises(SelfApprovalRefused):
         approval_decide(request=request, decider=marketer, approve=True)
-    other_marketer = staff(type(marketer), "max", "Marketers")
+    other_marketer = staff(django_user_model, "max", "Marketers")
     with pytest.raises(NotAnApprover):
         approval_decide(request=request, decider=other_marketer, approve=True)
     reload_config()

@@ -14,14 +14,9 @@ from rest_framework.test import APIClient
 from journeys.services.sites import site_secret_rotate
 from personalization.models import AuditLog, Offer, TriggerType
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
-from tests.personalization.scarcity_helpers import cues, live_offer, make_rule, staff, visit
+from tests.personalization.scarcity_helpers import cues, live_offer, make_rule, visit
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def people(django_user_model):
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
 
 
 @pytest.fixture

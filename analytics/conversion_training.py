@@ -1,7 +1,7 @@
 """Training, activating and serving each site's conversion model (PRODUCT.md section 3).
 
 The mathematics and the choice of rows, features and label are documented in
-:mod:`analytics.conversion_model`. This module reads the site's finished sessions,
+:mod:`core.conversion_model`. This module reads the site's finished sessions,
 trains, measures on held-out sessions, stores the model and activates it when it wins;
 and it keeps the active models cached in every process for session start and stage
 updates.
@@ -10,7 +10,7 @@ Held-out sessions: a session is held out when the hash of ``(site id, session id
 falls in :data:`HOLDOUT_PERCENT` of 100 buckets, so the same session is always on the
 same side, in every run and every process.
 
-Activation rule (:meth:`analytics.conversion_model.Metrics.beats`): the new model is
+Activation rule (:meth:`core.conversion_model.Metrics.beats`): the new model is
 activated when, on the same held-out rows, its Brier score is strictly lower than the
 baseline's and its AUC is at most 0.01 lower. The baseline is the active model, or the
 documented priors while there is none; ``baseline_auc``/``baseline_brier`` record it
@@ -37,11 +37,11 @@ from django.db import connection, transaction
 from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
-from analytics import conversion_model
-from analytics.conversion_model import Metrics
 from analytics.models import ConversionModel
+from core import conversion_model
+from core.config_cache import VersionedCache, bump
+from core.conversion_model import Metrics
 from journeys import intelligence
-from journeys.config_cache import VersionedCache, bump
 from journeys.models import ConversionEvent, JourneySession, Site, StageTransition
 
 logger = logging.getLogger(__name__)
@@ -388,3 +388,13 @@ def stage_update_probability(*, session: JourneySession, stage: str, engagement:
     return _served(
         session.site_id, features, intent=intent, engagement_score=engagement.get("engagement_score"), start=False
     )
+
+
+class ModelProbability:
+    """The probabilities the journey serves (:mod:`core.hooks`): the site's active model, else the priors."""
+
+    session_start = staticmethod(session_start_probability)
+    stage_update = staticmethod(stage_update_probability)
+
+
+PROBABILITY_PROVIDER = ModelProbability()

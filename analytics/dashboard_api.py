@@ -15,23 +15,33 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from analytics.filters import filters_parse
+from analytics.api_schema import STAFF_AUTH, DashboardPageOut
+from analytics.filters import DEFAULT_DAYS, MAX_DAYS, filters_parse
 from analytics.queries import page_tables
 from analytics.tables import Table
+from journeys import api_schema as doc
 from journeys.api import StaffApi
+from journeys.models import DeviceType, JourneyPath
 
 FILTER_PARAMETERS = [
     OpenApiParameter(
-        "date_from", str, description="first day (YYYY-MM-DD, UTC), inclusive; default 29 days before date_to"
+        "date_from",
+        OpenApiTypes.DATE,
+        description=f"first day (YYYY-MM-DD, UTC), inclusive; default {DEFAULT_DAYS - 1} days before date_to",
     ),
-    OpenApiParameter("date_to", str, description="last day (YYYY-MM-DD, UTC), inclusive; default today"),
+    OpenApiParameter(
+        "date_to",
+        OpenApiTypes.DATE,
+        description=f"last day (YYYY-MM-DD, UTC), inclusive; default today; at most {MAX_DAYS} days in all",
+    ),
     OpenApiParameter("site", int, description="site id; all sites when left out"),
-    OpenApiParameter("device", str, enum=["mobile", "tablet", "desktop"]),
-    OpenApiParameter("path", str, description="journey path"),
+    OpenApiParameter("device", str, enum=DeviceType.values),
+    OpenApiParameter("path", str, enum=JourneyPath.values, description="journey path"),
     OpenApiParameter("persona", str, description="persona type"),
     OpenApiParameter("shape", str, enum=["tables", "records"], description="tables (default) or records"),
 ]
@@ -78,13 +88,54 @@ class DashboardPageApi(StaffApi):
         return Response(page_out(self.page, request.query_params))
 
 
+PAGE_EXAMPLE = {
+    "filters": {
+        "date_from": "2026-10-24",
+        "date_to": "2026-11-21",
+        "site": None,
+        "device": None,
+        "path": None,
+        "persona": None,
+    },
+    "tables": {
+        "funnel": {
+            "title": "Sessions reaching each stage",
+            "columns": ["stage", "sessions", "rate"],
+            "rows": [["awareness", 3, 1.0], ["consideration", 2, 0.667], ["decision", 1, 0.333]],
+        }
+    },
+}
+
+
 def _endpoint(page: str, summary: str) -> type[DashboardPageApi]:
     view = type(
         f"{page.title().replace('_', '')}Api",
         (DashboardPageApi,),
         {"page": page, "__doc__": summary, "__module__": __name__},
     )
-    return extend_schema(summary=summary, parameters=FILTER_PARAMETERS, responses={200: dict})(view)
+    schema = extend_schema(
+        operation_id=f"analytics_{page}",
+        summary=summary,
+        tags=["analytics"],
+        description=f"{summary} The tables the `{page}` dashboard page plots, from the rollups (up to a minute "
+        "behind), for the filters given; a bad filter is a 400 naming it. With `shape=records` each table is a "
+        "list of `{column: value}` objects instead. " + STAFF_AUTH,
+        parameters=FILTER_PARAMETERS,
+        responses={
+            200: DashboardPageOut,
+            **doc.staff_errors(bad_request="A filter is not valid: named, with the reason."),
+        },
+        examples=[
+            OpenApiExample("Tables", response_only=True, status_codes=["200"], value=PAGE_EXAMPLE),
+            OpenApiExample(
+                "Bad filter",
+                response_only=True,
+                status_codes=["400"],
+                value={"date_from": ["'yesterday' is not a date (YYYY-MM-DD)."]},
+            ),
+        ],
+    )
+    return extend_schema_view(get=schema)(view)
 
 
 OverviewApi = _endpoint("overview", "Overview: totals, sessions/conversion/revenue per day, funnel, paths.")

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
+from core.serializers import UNSTORABLE_TEXT, unstorable
 from journeys.models import DeviceType, JourneyPath
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+EARLIEST_DATE_TO = dt.date.min + dt.timedelta(days=DEFAULT_DAYS - 1)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def filters_parse(params, *, today: dt.date | None = None) -> Filters:
     today = today or timezone.now().date()
     errors: dict[str, list[str]] = {}
 
-    def date_param(name: str, default: dt.date) -> dt.date:
+    def date_param(name: str, default: dt.date | None) -> dt.date | None:
         raw = params.get(name) or ""
         if not raw:
             return default
@@ -55,7 +57,13 @@ def filters_parse(params, *, today: dt.date | None = None) -> Filters:
             return default
 
     date_to = date_param("date_to", today)
-    date_from = date_param("date_from", date_to - dt.timedelta(days=DEFAULT_DAYS - 1))
+    date_from = date_param("date_from", None)
+    if date_from is None:
+        try:
+            date_from = date_to - dt.timedelta(days=DEFAULT_DAYS - 1)
+        except OverflowError:
+            errors["date_to"] = [f"Without date_from, must be on or after {EARLIEST_DATE_TO.isoformat()}."]
+            date_from = date_to
     if not errors:
         if date_from > date_to:
             errors["date_from"] = ["Must not be after date_to."]
@@ -65,7 +73,7 @@ def filters_parse(params, *, today: dt.date | None = None) -> Filters:
     site_id = None
     raw_site = params.get("site") or ""
     if raw_site:
-        if raw_site.isdigit():
+        if raw_site.isascii() and raw_site.isdigit():
             site_id = int(raw_site)
         else:
             errors["site"] = [f"'{raw_site}' is not a site id."]
@@ -82,6 +90,8 @@ def filters_parse(params, *, today: dt.date | None = None) -> Filters:
     persona = (params.get("persona") or "").strip() or None
     if persona and len(persona) > 50:
         errors["persona"] = ["At most 50 characters."]
+    elif persona and unstorable(persona):
+        errors["persona"] = [UNSTORABLE_TEXT]
     if errors:
         raise ValidationError(errors)
     return Filters(date_from=date_from, date_to=date_to, site_id=site_id, device=device, path=path, persona=persona)

@@ -24,10 +24,10 @@ from decimal import Decimal
 
 from django.db.models import Q, Sum
 
-from analytics import statistics
 from analytics.filters import Filters
 from analytics.models import PersonalizationDaily, ScarcityRuleDaily, SessionDaily, StageFlowDaily, VariantDaily
 from analytics.tables import Table
+from core import statistics
 from journeys.models import Stage
 from personalization.models import ScarcityRule
 
@@ -385,7 +385,7 @@ def scarcity_rules(filters: Filters) -> Table:
 
     The sums of :func:`scarcity_rule_daily` over the range, so every filter applies; the
     lift columns (``relative_lift`` with its intervals, p-value and ``chance_to_beat_holdout``)
-    come from :func:`analytics.statistics.holdout_lift`, as in
+    come from :func:`core.statistics.holdout_lift`, as in
     ``GET /api/v1/analytics/scarcity`` (which counts from raw rows, by the time a session
     became eligible rather than the day it started). Rules without data in the range show
     zeros. Ordered by site name, rule key.

@@ -6,12 +6,14 @@ from datetime import datetime, time
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from analytics.api_schema import STAFF_AUTH, ScarcityReportOut
 from analytics.reports import scarcity_report
-from journeys.api import SITE_KEY, StaffApi
+from journeys import api_schema as doc
+from journeys.api import StaffApi
 
 
 def _moment(name: str, value: str | None) -> datetime | None:
@@ -27,18 +29,65 @@ def _moment(name: str, value: str | None) -> datetime | None:
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
 
-@extend_schema(
-    parameters=[
-        SITE_KEY,
-        OpenApiParameter("since", str, description="ISO date or date-time; sessions eligible from then"),
-        OpenApiParameter("until", str, description="ISO date or date-time; exclusive"),
-        OpenApiParameter("goal", str, description="conversion type counted (default purchase)"),
-    ],
-    responses={200: dict},
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="scarcity_effectiveness",
+        summary="Scarcity cues' effect on conversion",
+        tags=["analytics"],
+        description="Per scarcity rule of the site named by `X-Site-Key`: impressions, the conversion of sessions "
+        "that saw the cue against the held-out sessions that were eligible but did not, and the lift with its "
+        "intervals. `since`/`until` bound the sessions' eligibility; `goal` is the conversion type counted. "
+        + STAFF_AUTH,
+        parameters=[
+            doc.SITE_KEY,
+            OpenApiParameter("since", str, description="ISO date or date-time; sessions eligible from then"),
+            OpenApiParameter("until", str, description="ISO date or date-time, after `since`; exclusive"),
+            OpenApiParameter("goal", str, description="conversion type counted (default `purchase`)"),
+        ],
+        responses={
+            200: ScarcityReportOut,
+            **doc.staff_errors(bad_request="The site is not named (`X-Site-Key`), or `since`/`until` is not valid."),
+        },
+        examples=[
+            OpenApiExample(
+                "One rule",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    "since": None,
+                    "until": None,
+                    "goal": "purchase",
+                    "rules": [
+                        {
+                            "rule": "low-stock",
+                            "name": "low_stock",
+                            "trigger_type": "low_stock",
+                            "offer": "A1",
+                            "status": "live",
+                            "holdout_share": 0.1,
+                            "impressions": 120,
+                            "sessions_shown": 90,
+                            "exposed": {"sessions": 90, "conversions": 12, "rate": 0.133},
+                            "holdout": {"sessions": 10, "conversions": 1, "rate": 0.1},
+                            "lift": {
+                                "relative_lift": 0.33,
+                                "ci_low": -0.6,
+                                "ci_high": 1.9,
+                                "p_value": 0.76,
+                                "sequential_low": -0.9,
+                                "sequential_high": 4.1,
+                                "credible_low": -0.5,
+                                "credible_high": 2.2,
+                                "chance_to_beat_holdout": 0.61,
+                            },
+                        }
+                    ],
+                },
+            ),
+        ],
+    )
 )
 class ScarcityEffectivenessApi(StaffApi):
-    """Per rule: impressions, conversion of exposed vs holdout sessions, and the lift with its intervals."""
-
     def get(self, request):
         site = self.site_or_400(request)
         since = _moment("since", request.query_params.get("since"))

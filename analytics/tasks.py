@@ -6,7 +6,7 @@ from analytics.conversion_training import conversion_models_train
 from analytics.monitor import monitor_counters_publish
 from analytics.retention import touchpoints_purge
 from analytics.rollups import rollups_update
-from config.celery import periodic_task
+from core.tasks import periodic_task
 
 
 @periodic_task(expires=settings.MONITOR_COUNTERS_SECONDS, max_retries=1)

@@ -1,26 +1,11 @@
-"""The Celery app, and the contract every task of this project follows."""
+"""The Celery app. Its tasks follow one contract: :func:`core.tasks.periodic_task`."""
 
 import os
 
-from celery import Celery, shared_task
-from django.db import OperationalError
+from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("journey_engine")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-
-
-def periodic_task(*, expires: int, max_retries: int = 5):
-    """A task that is safe to run twice: acknowledged after it ran, requeued when its
-    worker dies, retried with backoff on database errors, and dropped when it waited
-    longer than ``expires`` seconds (the next beat sends a fresh one)."""
-    return shared_task(
-        acks_late=True,
-        reject_on_worker_lost=True,
-        autoretry_for=(OperationalError,),
-        retry_backoff=True,
-        max_retries=max_retries,
-        expires=expires,
-    )

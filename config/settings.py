@@ -58,8 +58,6 @@ DATABASE_URL = os.environ["DATABASE_URL"]
 REDIS_URL = os.environ["REDIS_URL"]
 
 DEBUG = env_bool("DEBUG", False)
-# The benchmark's reference endpoint (GET /bench/indexed-read); only its servers set it.
-BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
@@ -81,11 +79,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "corsheaders",
     "channels",
     "journeys",
     "personalization",
     "analytics",
+    "devtools",
 ]
 
 MIDDLEWARE = [
@@ -128,7 +128,7 @@ DATABASES = {
     )
 }
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
-# The hot statements (config/db.py) are prepared after this many runs on a connection.
+# The hot statements (core/db.py) are prepared after this many runs on a connection.
 # Off (DB_PREPARED_STATEMENTS=false) behind a transaction-pooling PgBouncer older than 1.21.
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
     5 if env_bool("DB_PREPARED_STATEMENTS", True) else None
@@ -186,7 +186,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "journeys.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -198,12 +198,39 @@ CORS_ALLOW_METHODS = ["POST", "OPTIONS"]
 CORS_ALLOW_CREDENTIALS = False
 CORS_PREFLIGHT_MAX_AGE = 86400
 
+# The OpenAPI schema at /api/schema/; Swagger UI (/api/docs/) and ReDoc (/api/redoc/) are
+# served from drf-spectacular-sidecar's static files, never from a CDN.
 SPECTACULAR_SETTINGS = {
     "TITLE": "Journey Engine API",
-    "DESCRIPTION": "Journey sessions, touchpoints, conversions, decisions and analytics.",
+    "DESCRIPTION": (
+        "Journey sessions, touchpoints, conversions, decisions, the stock feed and analytics.\n\n"
+        "Browser endpoints take the site's public key (`X-Site-Key: pk_...`, or `?site_key=pk_...` with a "
+        "`text/plain` JSON body) and answer only the site's allowed origins; the stock feed takes the site's "
+        "secret key (`Authorization: Bearer sk_...`); analytics and privacy endpoints take a staff token "
+        "(`Authorization: Token ...`).\n\n"
+        'Every bad input is a 4xx naming the field (`{"field": ["reason"]}`) or carrying a code '
+        '(`{"detail": "...", "code": "..."}`), never a 500. Writes a client may retry (session start, events, '
+        "conversions) are idempotent on the client's ids; a 2xx is sent only after the data is committed."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "Stage": "journeys.models.Stage",
+        "DeviceType": "journeys.models.DeviceType",
+        "JourneyPath": "journeys.models.JourneyPath",
+        "IdentifyMethod": "journeys.models.IdentifyMethod",
+    },
+    "TAGS": [
+        {"name": "journeys", "description": "Sessions, stage moves, touchpoints and conversions (public key)."},
+        {"name": "decisions", "description": "What each slot shows, with truthful urgency cues (public key)."},
+        {"name": "privacy", "description": "Consent and cross-device identity (public key); export, erase (staff)."},
+        {"name": "stock feed", "description": "The shop's backend confirms stock (secret key)."},
+        {"name": "analytics", "description": "The dashboards' numbers (staff)."},
+    ],
 }
 
 # Celery: JSON only, acknowledged after the task ran, one message prefetched at a time.

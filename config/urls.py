@@ -1,10 +1,9 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from journeys.api import healthz, readyz
+from core.health import healthz, readyz
 from journeys.sdk import sdk_v1
 
 urlpatterns = [
@@ -17,15 +16,15 @@ urlpatterns = [
     path("dashboards/monitor/", include("analytics.monitor_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(url_name="schema", template_name="api_docs/redoc.html"),
+        name="api-redoc",
+    ),
     path("sdk/v1/journey.js", sdk_v1, name="sdk-v1"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]
 
-if settings.BENCH_ENDPOINTS:
-    from analytics.bench_views import indexed_read
-
-    urlpatterns.append(path("bench/indexed-read", indexed_read, name="bench-indexed-read"))
-
-handler404 = "journeys.api_errors.json_404"
-handler500 = "journeys.api_errors.json_500"
+handler404 = "core.api_errors.json_404"
+handler500 = "core.api_errors.json_500"

@@ -13,7 +13,7 @@ talking to the engine through the browser SDK only. Its site gets:
   the first launch, and a low stock the shop's feed keeps confirming;
 - approved urgency rules on the Aurora offer: low stock (at or under 10), the deal's
   deadline (a countdown within its last three days) and views in the last hour;
-- 30 days of history (:func:`analytics.bulk_data.bulk_fill`) tied to those objects,
+- 30 days of history (:func:`devtools.bulk_data.bulk_fill`) tied to those objects,
   rolled up, so every dashboard shows something on the first start.
 
 Idempotent: every object is looked up by its key and made only when missing, so a
@@ -37,8 +37,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.bulk_data import BulkResult, Catalog, Cue, Placement, bulk_fill
 from analytics.rollups import rollups_update
+from devtools.bulk_data import BulkResult, Catalog, Cue, Placement, bulk_fill
 from devtools.demo_shop.catalog import AURORA, CURRENCY, PRODUCTS
 from journeys.models import JourneySession, Site
 from journeys.services.sites import site_create, site_origins_set

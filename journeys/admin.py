@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 
+from core.admin import ReadOnlyAdmin
 from journeys.models import (
     ConversionEvent,
     CrossDeviceLink,
@@ -20,16 +21,6 @@ from journeys.services.sites import origins_normalize, path_rules_changed, site_
 admin.site.site_header = "Journey Engine"
 admin.site.site_title = "Journey Engine"
 admin.site.index_title = "Journeys, personalization and analytics"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the API: visible, never edited by hand."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class SiteForm(forms.ModelForm):

@@ -160,8 +160,19 @@ class SiteKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return [
-            {"type": "apiKey", "in": "header", "name": "X-Site-Key"},
-            {"type": "apiKey", "in": "query", "name": SITE_KEY_PARAM},
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Site-Key",
+                "description": "The site's public key, `pk_...` (printed by `manage.py create_site`).",
+            },
+            {
+                "type": "apiKey",
+                "in": "query",
+                "name": SITE_KEY_PARAM,
+                "description": "The site's public key as `?site_key=pk_...`, for calls that cannot set a header "
+                "(`navigator.sendBeacon`): send the JSON body as `text/plain`.",
+            },
         ]
 
 
@@ -170,4 +181,8 @@ class SecretKeyScheme(OpenApiAuthenticationExtension):
     name = "SiteSecretKey"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "The site's secret key, sk_..."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The site's secret key, `sk_...`, for the shop's backend only (never a page).",
+        }

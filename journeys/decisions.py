@@ -2,29 +2,23 @@
 
 The journey domain knows layout hints and the next best action by itself; the full
 decision engine lives in the personalization app, which depends on this one. It
-registers itself here at start-up (``PersonalizationConfig.ready``), so the journey
-API can answer with a real decision without importing the app above it.
+registers itself in :mod:`core.hooks` at start-up (``PersonalizationConfig.ready``),
+so the journey API can answer with a real decision without importing the app above it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from core import hooks
 from journeys import intelligence
 from journeys.models import JourneySession
 
-DecisionEngine = Callable[..., dict]
-_engine: DecisionEngine | None = None
-
-
-def register_engine(engine: DecisionEngine) -> None:
-    global _engine
-    _engine = engine
-
 
 def decision_for(session: JourneySession, slots: Sequence[str] | None = None) -> dict:
-    if _engine is not None:
-        return _engine(session=session, slots=slots, strict=False)
+    engine = hooks.decision_engine()
+    if engine is not None:
+        return engine(session=session, slots=slots, strict=False)
     return {
         "session_id": session.session_id,
         "slots": {},

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from analytics import conversion_model
+from core import conversion_model
 from journeys.models import DeviceType, JourneyPath, Stage
 
 # Per-stage priors of the conversion probability, used until a trained model exists.
@@ -148,7 +148,7 @@ def conversion_probability(
     """The served probability: the site's active model (coefficients JSON) where it
     applies, else the documented prior.
 
-    ``features`` is :func:`analytics.conversion_model.snapshot_features`. The model
+    ``features`` is :func:`core.conversion_model.snapshot_features`. The model
     answers for open stages (awareness, consideration, decision); a session in
     conversion or retention has converted and keeps the prior. The model's value is
     clamped like the prior's and rounded to 4 places.

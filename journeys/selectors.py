@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from config.db import prepared_cursor
-from journeys.config_cache import VersionedCache
-from journeys.hashing import secret_key_hash
+from core.config_cache import VersionedCache
+from core.db import prepared_cursor
+from core.hashing import secret_key_hash
 from journeys.intelligence import PathRuleSpec
 from journeys.models import JourneyPathRule, JourneySession, Site, Visitor
 

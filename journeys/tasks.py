@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from config.celery import periodic_task
+from core.tasks import periodic_task
 from journeys.services.sessions import sessions_close_idle
 
 

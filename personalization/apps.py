@@ -6,13 +6,14 @@ class PersonalizationConfig(AppConfig):
     verbose_name = "Personalization"
 
     def ready(self) -> None:
-        from journeys.decisions import register_engine
-        from journeys.services.conversions import ATTRIBUTION_SOURCES
+        from core import hooks
         from personalization import roles  # noqa: F401 - registers the roles' rights
         from personalization.decisions import decide, exposures_before
+        from personalization.services.approvals import register_decider
+        from personalization.services.optimizer import proposal_decide
         from personalization.services.scarcity.cues import cues_before
 
-        register_engine(decide)
-        for source in (exposures_before, cues_before):
-            if source not in ATTRIBUTION_SOURCES:
-                ATTRIBUTION_SOURCES.append(source)
+        hooks.register_decision_engine(decide)
+        hooks.add_attribution_source(exposures_before, name="personalization.exposures")
+        hooks.add_attribution_source(cues_before, name="personalization.cues")
+        register_decider("optimizationproposal", proposal_decide)

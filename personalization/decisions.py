@@ -14,13 +14,14 @@ Per requested slot:
 
 New assignments, exposures (first per session and variant), personalization records and
 the claims of the decision's scarcity cues are written by one statement
-(:data:`DECISION_WRITE_SQL`): atomic, one round trip, and ``ON CONFLICT`` makes a
+(:func:`decision_write_sql`): atomic, one round trip, and ``ON CONFLICT`` makes a
 repeated decision record nothing new. Configuration comes from the in-process cache
 (:mod:`personalization.selectors`), never from per-request queries.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -31,8 +32,8 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from analytics.rollups import SELF_MARKING_CTE
-from config.db import prepared_cursor
+from core import hooks
+from core.db import prepared_cursor
 from journeys import intelligence
 from journeys.models import JourneySession
 from personalization.models import Exposure
@@ -188,8 +189,10 @@ def _offer_active(offer, now: datetime) -> bool:
 # Run outside a transaction it is one round trip and one commit (one WAL flush); inside
 # a caller's (a stage update) it joins it. ``ON CONFLICT`` makes a repeated decision
 # record nothing new. Rows as JSON documents: the text is the same for any decision.
-# It marks the session's rollup key itself (``analytics.rollups``).
-DECISION_WRITE_SQL = f"""
+# It marks the session's rollup key itself (the rollup owner's CTE: core.hooks.rollup_mark_cte).
+@functools.cache
+def decision_write_sql() -> str:
+    return f"""
 WITH assigned AS (
     INSERT INTO personalization_assignment (experiment_id, visitor_id, variant_id, bucket, assigned_at)
     SELECT t.experiment, %(visitor)s::bigint, t.variant, t.bucket, %(now)s::timestamptz
@@ -209,7 +212,7 @@ WITH assigned AS (
         %(confidence)s::float8, %(now)s::timestamptz
     FROM jsonb_to_recordset(%(shown)s::jsonb) AS t(strategy text, variant bigint, content jsonb, model text)
     ON CONFLICT (session_id, variant_id) WHERE variant_id IS NOT NULL DO NOTHING
-), {CUE_WRITE_CTES}, {SELF_MARKING_CTE}
+), {CUE_WRITE_CTES}, {hooks.rollup_mark_cte()}
 SELECT array(SELECT rule_id FROM cue_shown)
 """
 
@@ -221,7 +224,7 @@ def _write(
     cues: list[Verdict],
     now: datetime,
 ) -> list[int]:
-    """Record the decision (:data:`DECISION_WRITE_SQL`); the rules whose cues were shown.
+    """Record the decision (:func:`decision_write_sql`); the rules whose cues were shown.
 
     The rows go as JSON documents: psycopg adapts arrays element by element, which cost
     more Python time than the statement takes in the database.
@@ -253,7 +256,7 @@ def _write(
         **cue_write_params(cues),
     }
     with prepared_cursor() as cursor:
-        cursor.execute(DECISION_WRITE_SQL, params)
+        cursor.execute(decision_write_sql(), params)
         return cursor.fetchone()[0]
 
 

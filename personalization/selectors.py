@@ -17,8 +17,8 @@ from datetime import datetime
 
 from django.db.models import Count, Exists, OuterRef, Q
 
-from analytics import statistics
-from journeys.config_cache import VersionedCache
+from core import statistics
+from core.config_cache import VersionedCache
 from journeys.models import ConversionEvent, JourneySession, Site
 from journeys.selectors import session_row_for
 from personalization.models import (
@@ -256,7 +256,7 @@ def scarcity_effectiveness(
     Sessions are those eligible for the rule (the ones recorded in
     :class:`HoldoutMembership` when first eligible in ``[since, until)``); a session
     converts when it has a ``goal`` conversion after it became eligible. The lift of
-    exposed over holdout comes from :mod:`analytics.statistics`, the same functions as
+    exposed over holdout comes from :mod:`core.statistics`, the same functions as
     the experiments': relative lift with its delta-method and always-valid intervals,
     the Bayesian credible interval, and the chance that the cue beats the holdout.
     """

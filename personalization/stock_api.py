@@ -7,14 +7,15 @@ shop's pages is refused here.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from core.serializers import StorableJSONParser, StrictSerializer
+from journeys import api_schema as doc
+from journeys.api import ApiView
 from journeys.authentication import HasSecretKey, SecretKeyAuthentication
-from journeys.serializers import StorableJSONParser, StrictSerializer
 from personalization.models import Offer
 from personalization.services.scarcity.offers import StockReport, UnknownSkus, offers_stock_set
 
@@ -22,15 +23,23 @@ MAX_STOCK_REPORTS = 1000
 
 
 class StockIn(StrictSerializer):
+    """One SKU's stock as of now."""
+
     stock_remaining = serializers.IntegerField(min_value=0, max_value=2_147_483_647, allow_null=True)
-    restock_at = serializers.DateTimeField(required=False, allow_null=True)
+    restock_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When stock comes back; changed only when sent, null clears it."
+    )
 
 
 class StockItemIn(StockIn):
+    """One SKU's stock as of now, in a bulk report."""
+
     sku = serializers.CharField(max_length=64)
 
 
 class StockBulkIn(StrictSerializer):
+    """Stock of up to 1,000 SKUs, each listed once."""
+
     offers = serializers.ListField(child=StockItemIn(), min_length=1, max_length=MAX_STOCK_REPORTS)
 
     def validate_offers(self, value):
@@ -41,15 +50,42 @@ class StockBulkIn(StrictSerializer):
         return value
 
 
-STOCK_OUT = inline_serializer(
-    "StockOut",
-    {
-        "sku": serializers.CharField(),
-        "stock_remaining": serializers.IntegerField(allow_null=True),
-        "restock_at": serializers.DateTimeField(allow_null=True),
-        "stock_updated_at": serializers.DateTimeField(),
-        "stock_confirmed_by": serializers.CharField(),
-    },
+# Schema only: ``stock_out`` builds the answer.
+class StockOut(serializers.Serializer):
+    """An offer's stock as the engine now holds it."""
+
+    sku = serializers.CharField()
+    stock_remaining = serializers.IntegerField(allow_null=True, help_text="null: the shop does not track it.")
+    restock_at = serializers.DateTimeField(allow_null=True)
+    stock_updated_at = serializers.DateTimeField(help_text="When the stock was last confirmed: now.")
+    stock_confirmed_by = serializers.CharField(help_text="Who confirmed it, e.g. `stock feed (sk_...abcd)`.")
+
+
+class StockBulkOut(serializers.Serializer):
+    offers = StockOut(many=True)
+
+
+STOCK_DESCRIPTION = (
+    "\n\nServer to server: `Authorization: Bearer sk_...`, the site's secret key. A public key is refused "
+    "with 403 `secret_key_required` (it is printed in every page of the shop). Never answers cross-origin. "
+    "Idempotent: a repeat confirms the same stock again. The shop's inventory is the source of truth: "
+    "conversions never change stock; the next confirmation does."
+)
+STOCK_ERRORS = {
+    401: doc.unauthorized("no secret key (`not_authenticated`), or an unknown one (`invalid_secret_key`)"),
+    403: doc.forbidden(("secret_key_required", "a public key was sent instead of the secret key")),
+}
+STOCK_EXAMPLE = {
+    "sku": "A1",
+    "stock_remaining": 3,
+    "restock_at": None,
+    "stock_updated_at": "2026-11-21T10:00:00Z",
+    "stock_confirmed_by": "stock feed (sk_...9f2c)",
+}
+SECRET_KEY_REQUIRED_EXAMPLE = doc.error_example(
+    403,
+    "secret_key_required",
+    "This endpoint takes the site's secret key (Authorization: Bearer sk_...), never its public key.",
 )
 
 
@@ -69,7 +105,7 @@ def _report(sku: str, data: dict) -> StockReport:
     return StockReport(sku=sku, stock_remaining=data["stock_remaining"])
 
 
-class StockFeedApi(APIView):
+class StockFeedApi(ApiView):
     authentication_classes = [SecretKeyAuthentication]
     permission_classes = [HasSecretKey]
     parser_classes = [StorableJSONParser]
@@ -88,10 +124,22 @@ class StockFeedApi(APIView):
 class OfferStockApi(StockFeedApi):
     @extend_schema(
         operation_id="offer_stock_set",
+        summary="Confirm one SKU's stock",
+        tags=["stock feed"],
         request=StockIn,
-        responses={200: STOCK_OUT},
-        description="Confirm one SKU's stock as of now (and its restock date, when sent; null clears it). "
-        "Authorization: Bearer sk_... (the site's secret key). Stock is the shop's: conversions never change it.",
+        responses={
+            200: StockOut,
+            400: doc.BAD_REQUEST,
+            **STOCK_ERRORS,
+            404: doc.not_found("offer_not_found", "no offer with this SKU on the site."),
+        },
+        description="Confirms one SKU's stock as of now (and its restock date, when sent; null clears it), which "
+        "keeps its low-stock cue fresh while it is true." + STOCK_DESCRIPTION,
+        examples=[
+            OpenApiExample("Three left", request_only=True, value={"stock_remaining": 3}),
+            OpenApiExample("Confirmed", response_only=True, status_codes=["200"], value=STOCK_EXAMPLE),
+            SECRET_KEY_REQUIRED_EXAMPLE,
+        ],
     )
     def put(self, request, sku: str):
         data = self.valid(StockIn, request.data)
@@ -107,10 +155,49 @@ class OfferStockApi(StockFeedApi):
 class OffersStockApi(StockFeedApi):
     @extend_schema(
         operation_id="offers_stock_set",
+        summary="Confirm many SKUs' stock",
+        tags=["stock feed"],
         request=StockBulkIn,
-        responses={200: inline_serializer("StockBulkOut", {"offers": serializers.ListField(child=STOCK_OUT)})},
-        description=f"Confirm up to {MAX_STOCK_REPORTS} SKUs' stock as of now, all or nothing. "
-        "Authorization: Bearer sk_... (the site's secret key).",
+        responses={
+            200: StockBulkOut,
+            400: OpenApiResponse(
+                doc.BadRequestOut,
+                description="Field errors, nothing written; an unknown SKU is named under `offers`.",
+            ),
+            **STOCK_ERRORS,
+        },
+        description=f"Confirms up to {MAX_STOCK_REPORTS:,} SKUs' stock as of now, all or nothing: one unknown "
+        "SKU refuses the whole report (400 naming it) and nothing is written. Each SKU at most once."
+        + STOCK_DESCRIPTION,
+        examples=[
+            OpenApiExample(
+                "Two SKUs",
+                request_only=True,
+                value={
+                    "offers": [
+                        {"sku": "A1", "stock_remaining": 3},
+                        {"sku": "B2", "stock_remaining": 40, "restock_at": "2026-12-20T09:00:00Z"},
+                    ]
+                },
+            ),
+            OpenApiExample(
+                "Confirmed",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    "offers": [
+                        STOCK_EXAMPLE,
+                        {**STOCK_EXAMPLE, "sku": "B2", "stock_remaining": 40, "restock_at": "2026-12-20T09:00:00Z"},
+                    ]
+                },
+            ),
+            OpenApiExample(
+                "Unknown SKU",
+                response_only=True,
+                status_codes=["400"],
+                value={"offers": ["No offer with SKU 'B2' on this site."]},
+            ),
+        ],
     )
     def put(self, request):
         data = self.valid(StockBulkIn, request.data)

@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from config.celery import periodic_task
+from core.tasks import periodic_task
 from personalization.services.optimizer import experiments_optimize
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from personalization.services.scarcity.monitor_flags import scarcity_monitor

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
-from journeys.config_cache import VersionedCache
+from core.config_cache import VersionedCache
 from journeys.services.sites import site_create
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,14 +12,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from analytics import monitor
-from journeys.hashing import payload_hash
+from core import hooks
+from core.hashing import payload_hash
 from journeys.models import STAGE_ORDER, ConversionEvent, IdempotencyConflict, JourneySession, Stage
 from journeys.services.sessions import stage_advance
-
-# Other apps add what a session saw before converting (variants, offers, cues) by
-# registering a function ``session -> dict`` here at import time (AppConfig.ready).
-ATTRIBUTION_SOURCES: list[Callable[[JourneySession, datetime], Mapping]] = []
 
 
 def attribution_snapshot(session: JourneySession, at: datetime) -> dict:
@@ -36,7 +32,8 @@ def attribution_snapshot(session: JourneySession, at: datetime) -> dict:
         "offers": [],
         "scarcity": [],
     }
-    for source in ATTRIBUTION_SOURCES:
+    # what upper apps know the session saw (variants, offers, cues): core.hooks
+    for source in hooks.attribution_sources():
         snapshot.update(source(session, at))
     return snapshot
 
@@ -90,7 +87,7 @@ def conversion_record(
                     and STAGE_ORDER[session.current_stage] < STAGE_ORDER[Stage.CONVERSION]
                 ):
                     stage_advance(session=session, to=Stage.CONVERSION, trigger=f"conversion:{type}", now=now)
-                monitor.conversion_published(conversion, session)
+                hooks.feed("conversion", conversion=conversion, session=session)
                 return ConversionResult(conversion, True, False)
         except IntegrityError:
             existing = ConversionEvent.objects.get(site_id=session.site_id, event_id=event_id)

@@ -47,7 +47,7 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from journeys.hashing import canonical_json
+from core.hashing import canonical_json
 from journeys.models import IdempotencyConflict, JourneySession, QuarantinedEvent, Site, Touchpoint
 
 Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from journeys.hashing import keyed_hash, normalize_identifier
+from core.hashing import keyed_hash, normalize_identifier
 from journeys.models import (
     CrossDeviceLink,
     IdempotencyConflict,

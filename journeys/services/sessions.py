@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,12 +12,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from analytics import monitor
-from analytics.conversion_training import session_start_probability, stage_update_probability
-from analytics.rollups import SELF_MARKING_CTE
-from config.db import prepared_cursor
+from core import hooks
+from core.db import prepared_cursor
+from core.hashing import keyed_hash, payload_hash
 from journeys import intelligence
-from journeys.hashing import keyed_hash, payload_hash
 from journeys.models import (
     STAGE_ORDER,
     IdempotencyConflict,
@@ -131,7 +130,7 @@ def _session_create(*, site: Site, data: SessionStart, request_hash: str, now: d
     path = intelligence.path_choose(
         path_rules_for(site.id), device_type=data.device_type, source=source, returning=returning
     )
-    probability = session_start_probability(
+    probability = hooks.probability_provider(PRIORS).session_start(
         site_id=site.id,
         device=data.device_type,
         source=source,
@@ -189,7 +188,7 @@ def _session_create(*, site: Site, data: SessionStart, request_hash: str, now: d
     visitor.persona_confidence = confidence
     visitor.session_count = F("session_count") + 1
     visitor.save(update_fields=["persona", "persona_confidence", "session_count", "last_seen_at"])
-    monitor.session_started_published(session)
+    hooks.feed("session_started", session=session)
     return session
 
 
@@ -209,9 +208,11 @@ def journey_state(session: JourneySession) -> dict:
 
 
 # A stage move in one round trip: the session's new state and its transition, and the
-# session's rollup key marked once (``analytics.rollups``).
-STAGE_MOVE_SQL = f"""
-WITH {SELF_MARKING_CTE}, moved AS (
+# session's rollup key marked once (the rollup owner's CTE, :func:`core.hooks.rollup_mark_cte`).
+@functools.cache
+def stage_move_sql() -> str:
+    return f"""
+WITH {hooks.rollup_mark_cte()}, moved AS (
     UPDATE {JourneySession._meta.db_table}
     SET current_stage = %(to)s::text, max_stage = %(max_stage)s::text, conversion_probability = %(probability)s::float8,
         engagement = %(engagement)s::jsonb, last_activity_at = %(last_activity)s::timestamptz,
@@ -226,6 +227,28 @@ VALUES (
 )
 RETURNING id
 """
+
+
+class Priors:
+    """The documented priors (:func:`journeys.intelligence.conversion_probability_prior`):
+    the probabilities served when no trained-model provider is registered."""
+
+    def session_start(self, *, intent: Mapping, returning: bool, **features) -> float:
+        return intelligence.conversion_probability_prior(
+            stage="awareness", intent=intent, returning=returning, start=True
+        )
+
+    def stage_update(self, *, session: JourneySession, stage: str, engagement: Mapping) -> float:
+        return intelligence.conversion_probability_prior(
+            stage=stage,
+            intent=session.intent_signals or {},
+            returning=session.returning,
+            engagement_score=engagement.get("engagement_score"),
+            start=False,
+        )
+
+
+PRIORS = Priors()
 
 
 @transaction.atomic(savepoint=False)
@@ -252,7 +275,7 @@ def stage_advance(
         session = JourneySession.objects.select_for_update(of=("self",)).select_related("visitor").get(pk=session.pk)
     engagement = dict(engagement or {})
     context = dict(context or {})
-    probability = stage_update_probability(session=session, stage=to, engagement=engagement)
+    probability = hooks.probability_provider(PRIORS).stage_update(session=session, stage=to, engagement=engagement)
     from_stage = session.current_stage
     session.current_stage = to
     if STAGE_ORDER[to] > STAGE_ORDER[session.max_stage]:
@@ -264,7 +287,7 @@ def stage_advance(
     session.updated_at = now
     with prepared_cursor() as cursor:
         cursor.execute(
-            STAGE_MOVE_SQL,
+            stage_move_sql(),
             {
                 "session": session.pk,
                 "from": from_stage,
@@ -291,7 +314,7 @@ def stage_advance(
         conversion_probability=probability,
         created_at=now,
     )
-    monitor.stage_changed_published(transition, session)
+    hooks.feed("stage_changed", transition=transition, session=session)
     return session
 
 

@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from journeys.config_cache import bump
-from journeys.hashing import secret_key_hash
+from core.config_cache import bump
+from core.hashing import secret_key_hash
 from journeys.models import JourneyPathRule, Site
 from journeys.selectors import PATH_RULES_NAMESPACE, SITES_NAMESPACE
 

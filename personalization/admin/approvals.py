@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from journeys.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from personalization.admin.base import admin_change_url, pretty_json
 from personalization.models import ApprovalRequest, ApprovalTemplate, AuditLog, OptimizationProposal, RequestStatus
 from personalization.services.approvals import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from journeys.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from personalization.models import Assignment, Exposure, PersonalizationRecord
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
-from journeys.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin, pretty_json
 from personalization.models import ClaimLedger, HoldoutMembership, MonitorFlag, RuleEvidence, ScarcityRule
 from personalization.services.scarcity.claims import rules_preview

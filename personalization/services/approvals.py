@@ -14,13 +14,15 @@ Rules (PRODUCT.md section 5):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from analytics import monitor
-from journeys.config_cache import bump
+from core import hooks
+from core.config_cache import bump
 from personalization.models import (
     ApprovalRequest,
     ApprovalTemplate,
@@ -211,6 +213,16 @@ def approval_submit(*, obj, requester) -> ApprovalRequest:
     return request
 
 
+# Requests about objects that are not versioned content (optimizer proposals) are
+# decided by their own service, registered by model name (PersonalizationConfig.ready):
+# the optimizer imports this module, not the other way round.
+_DECIDERS: dict[str, Callable[..., object]] = {}
+
+
+def register_decider(model: str, decide: Callable[..., object]) -> None:
+    _DECIDERS[model] = decide
+
+
 @transaction.atomic
 def approval_decide(
     *, request: ApprovalRequest, decider, approve: bool, comment: str = "", checklist: dict | None = None
@@ -225,10 +237,9 @@ def approval_decide(
     decided by :func:`personalization.services.optimizer.proposal_decide`, under the
     same rules.
     """
-    if request.content_type.model == "optimizationproposal":
-        from personalization.services.optimizer import proposal_decide
-
-        proposal_decide(proposal=request.target, decider=decider, approve=approve, comment=comment, checklist=checklist)
+    own_decider = _DECIDERS.get(request.content_type.model)
+    if own_decider is not None:
+        own_decider(proposal=request.target, decider=decider, approve=approve, comment=comment, checklist=checklist)
         return ApprovalRequest.objects.get(pk=request.pk)
     request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
     if request.status != RequestStatus.PENDING:
@@ -265,7 +276,7 @@ def approval_decide(
         obj=obj,
         changes={"version": request.version, "comment": comment, "checklist": request.checklist},
     )
-    monitor.approval_decided_published(request, obj)
+    hooks.feed("approval_decided", request=request, obj=obj)
     return request
 
 

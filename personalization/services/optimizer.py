@@ -7,7 +7,7 @@ session and variant); its *conversions* are those exposed sessions that have a
 Counts come from one ``GROUP BY`` query for any number of experiments, so a pass costs
 a constant number of queries per chunk of experiments, never one per session.
 
-Statistics come from :mod:`analytics.statistics` (formulas documented there). The pass
+Statistics come from :mod:`core.statistics` (formulas documented there). The pass
 computes lazily only what its rules read (the sample-ratio test, chances to be best,
 chances to beat control); the full set of intervals is computed for the API and for
 the evidence of proposals that go to an approver.
@@ -69,9 +69,9 @@ from django.db.models import Max, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from analytics import monitor, statistics
-from analytics.statistics import Arm
-from journeys.config_cache import bump
+from core import hooks, statistics
+from core.config_cache import bump
+from core.statistics import Arm
 from journeys.models import ConversionEvent, JourneySession
 from personalization.models import (
     Allocation,
@@ -678,7 +678,7 @@ def _write(work: _Pass) -> list[OptimizationProposal]:
         for proposal in pending
     ]
     AuditLog.objects.bulk_create(work.audits)
-    monitor.proposals_created_published(proposals)
+    hooks.feed("proposals_created", proposals=proposals)
     return proposals
 
 
@@ -760,7 +760,7 @@ def proposal_decide(
     if approve:
         audit(actor=decider, action=f"optimizer_{proposal.kind}", obj=experiment, changes=applied)
         bump(DECISIONS_NAMESPACE)
-    monitor.proposal_decided_published(proposal, experiment)
+    hooks.feed("proposal_decided", proposal=proposal, experiment=experiment)
     return proposal
 
 

@@ -21,12 +21,12 @@ import pytest
 from django.utils import timezone
 from scipy.stats import mannwhitneyu
 
-from analytics import conversion_model
-from analytics.conversion_model import Metrics, auc, brier, encode, encoding_fit, score, snapshot_features, train
 from analytics.conversion_training import NAMESPACE, conversion_model_train, training_data
 from analytics.models import ConversionModel
 from analytics.tasks import train_conversion_models_task
-from journeys.config_cache import VersionedCache, current_version
+from core import conversion_model
+from core.config_cache import VersionedCache, current_version
+from core.conversion_model import Metrics, auc, brier, encode, encoding_fit, score, snapshot_features, train
 from journeys.models import JourneySession
 from journeys.services.conversions import conversion_record
 from journeys.services.sessions import SessionStart, session_start, sessions_close_idle

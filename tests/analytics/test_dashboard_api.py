@@ -164,12 +164,23 @@ def test_personalization_as_records(staff_api, rolled_up):
         ({"path": "nowhere"}, "path"),
         ({"site": "abc"}, "site"),
         ({"shape": "cubes"}, "shape"),
+        # Found by the schema test (tests/platform/test_api_contract.py): each was a 500.
+        ({"persona": "Tech\x00Adopter"}, "persona"),
+        ({"site": "\u00b2"}, "site"),  # str.isdigit() holds for a superscript two; int() refuses it
+        ({"date_to": "0001-01-05"}, "date_to"),  # its default date_from would fall before year 1
     ],
 )
 def test_bad_filters_answer_400_naming_the_field(staff_api, params, field):
     response = get(staff_api, "overview", **params)
     assert response.status_code == 400
     assert list(response.json()) == [field]
+
+
+def test_a_range_at_the_first_representable_day_is_answered(staff_api):
+    response = get(staff_api, "overview", date_from="0001-01-01", date_to="0001-01-02")
+
+    assert response.status_code == 200
+    assert response.json()["filters"]["date_from"] == "0001-01-01"
 
 
 def test_a_public_site_key_cannot_read_it(api):

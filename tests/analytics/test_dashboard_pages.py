@@ -240,3 +240,12 @@ def test_overview_page_and_dashboard_api_give_the_same_numbers(staff_client, sta
         assert [list(row.values()) for row in exported] == [
             ["" if cell is None else str(cell) for cell in row] for row in api_table["rows"]
         ]
+
+
+def test_a_filter_the_database_cannot_store_is_a_400_page_naming_it(staff_client):
+    """The dashboards parse the same filters as the API, where the schema test found a NUL in
+    ``persona`` reaching the rollup query (a 500)."""
+    response = staff_client.get("/dashboards/", {"persona": "Tech\x00Adopter"})
+
+    assert response.status_code == 400
+    assert "Text must not contain NUL characters" in response.content.decode()

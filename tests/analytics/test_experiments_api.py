@@ -6,8 +6,8 @@ import pytest
 from rest_framework.test import APIClient
 from scipy import stats as scipy_stats
 
-from analytics import statistics
-from analytics.statistics import Arm
+from core import statistics
+from core.statistics import Arm
 from personalization.models import Allocation
 from personalization.services.optimizer import experiments_optimize
 from tests.personalization.optimizer_helpers import add_traffic, live_experiment

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analytics.statistics import (
+from core.statistics import (
     Arm,
     chance_to_be_best,
     chance_to_beat,
@@ -73,7 +73,7 @@ def test_sequential_p_value_is_at_least_the_fixed_horizon_p_value():
     result = frequentist(Arm(1000, 100), Arm(1000, 125))
     assert result.p_value < result.sequential_p_value < 1
     # At that alpha the sequence's edge touches zero.
-    from analytics.statistics import _lift_variance, sequential_half_width
+    from core.statistics import _lift_variance, sequential_half_width
 
     half = sequential_half_width(
         variance=_lift_variance(Arm(1000, 100), Arm(1000, 125)), total=2000, alpha=result.sequential_p_value

@@ -18,7 +18,7 @@ Tests that use them must commit their data so the server process sees it:
 rollback restores the rows the data migrations made, which a flush deletes).
 
 The server keeps configuration in process memory, invalidated through version numbers
-in Redis (``journeys.config_cache``). Every test starts with a cleared Redis, so the
+in Redis (``core.config_cache``). Every test starts with a cleared Redis, so the
 versions restart at 0 and could equal the ones the server loaded during an earlier test;
 ``_fresh_config_versions`` gives each test versions the server has never seen.
 """
@@ -42,7 +42,7 @@ from django.core.cache import cache
 from django.db import connections
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from journeys.config_cache import VersionedCache
+from core.config_cache import VersionedCache
 from tests.browser.shop import people, sdk_src, shop, shop_server, shop_site  # noqa: F401
 from tests.processes import database_url_of_the_test_database, wait_for
 

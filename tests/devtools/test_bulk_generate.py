@@ -6,9 +6,9 @@ from datetime import date
 
 from django.db.models import Sum
 
-from analytics.bulk_data import bulk_generate
 from analytics.models import SessionDaily, VariantDaily
 from analytics.rollups import rollups_update
+from devtools.bulk_data import bulk_generate
 from journeys.models import ConversionEvent, JourneySession, Site, Touchpoint
 from personalization.models import ClaimLedger, Exposure
 

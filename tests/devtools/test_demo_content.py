@@ -12,6 +12,7 @@ from django.utils import timezone
 from analytics.models import PersonalizationDaily, ScarcityRuleDaily, SessionDaily, StageFlowDaily, VariantDaily
 from analytics.reports import experiment_status
 from analytics.rollups import rollups_recompute
+from core.config_cache import VersionedCache
 from devtools.demo_content import (
     BANNER_AFTER_DEAL,
     DEMO_SITE_DOMAIN,
@@ -21,7 +22,6 @@ from devtools.demo_content import (
     demo_content_build,
     demo_site_ensure,
 )
-from journeys.config_cache import VersionedCache
 from journeys.models import ConversionEvent, JourneySession, StageTransition, Touchpoint, Visitor
 from personalization.models import (
     ApprovalRequest,

@@ -10,11 +10,11 @@ from decimal import Decimal
 
 import pytest
 
+from core.config_cache import VersionedCache
 from devtools.demo_content import demo_content_build, demo_site_ensure
 from devtools.demo_shop import Deal, DemoShop, Inventory, OutOfStock
 from devtools.demo_shop.__main__ import deal_arg
 from devtools.demo_shop.catalog import AURORA, NOVA, PRODUCTS
-from journeys.config_cache import VersionedCache
 from journeys.services.sites import site_secret_rotate
 from personalization.models import Offer
 from tests.processes import wait_for

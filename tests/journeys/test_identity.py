@@ -26,7 +26,7 @@ def consent(api, visitor_id, **flags):
 
 
 def identifier_hash(normalized: str) -> str:
-    """HMAC-SHA256 under HASH_KEY with the "identifier" purpose, as journeys/hashing.py documents."""
+    """HMAC-SHA256 under HASH_KEY with the "identifier" purpose, as core/hashing.py documents."""
     return hmac.new(f"{settings.HASH_KEY}:identifier".encode(), normalized.encode(), hashlib.sha256).hexdigest()
 
 

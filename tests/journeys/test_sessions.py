@@ -205,7 +205,7 @@ def test_first_session_is_returning_when_the_client_says_so(api):
 
 
 def keyed(fingerprint: str) -> str:
-    """HMAC-SHA256 under HASH_KEY with the "fingerprint" purpose, as journeys/hashing.py documents."""
+    """HMAC-SHA256 under HASH_KEY with the "fingerprint" purpose, as core/hashing.py documents."""
     return hmac.new(f"{settings.HASH_KEY}:fingerprint".encode(), fingerprint.encode(), hashlib.sha256).hexdigest()
 
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from journeys.hashing import secret_key_hash
+from core.hashing import secret_key_hash
 from journeys.models import Site
 from journeys.sdk import SDK_SOURCE
 from journeys.services.sites import origin_normalize

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from journeys.config_cache import VersionedCache
+from core.config_cache import VersionedCache
 from journeys.models import ConversionEvent, JourneySession
 from personalization.decisions import decide
 from personalization.models import ContentVariant, Exposure, Offer, ScarcityRule, Slot, TriggerType

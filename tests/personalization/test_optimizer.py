@@ -10,9 +10,9 @@ from django.db import connections, transaction
 from django.utils import timezone
 from scipy import stats as scipy_stats
 
-from analytics import statistics
-from analytics.statistics import Arm
-from journeys.config_cache import current_version
+from core import statistics
+from core.config_cache import current_version
+from core.statistics import Arm
 from personalization.models import (
     Allocation,
     ApprovalRequest,

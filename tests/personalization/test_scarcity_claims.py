@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from journeys.config_cache import bump
+from core.config_cache import bump
 from journeys.models import Visitor
 from personalization.cue_text import format_ends_at
 from personalization.models import ClaimLedger, RuleEvidence, ScarcityRule, TriggerType

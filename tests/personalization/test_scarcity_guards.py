@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics import statistics
+from core import statistics
 from journeys.models import ConversionEvent, JourneySession, Visitor
 from personalization.cue_text import format_ends_at
 from personalization.models import (

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from devtools.simulation import plan_visitors
 from journeys.services.sites import site_create
-from journeys.simulation import plan_visitors
 from personalization.cue_text import format_ends_at
 from personalization.models import ClaimLedger, HoldoutMembership, TriggerType
 from personalization.services.scarcity.evidence import (
@@ -142,7 +142,7 @@ def test_no_cue_shown_to_simulated_traffic_contradicts_its_evidence(live_server,
 
 
 def test_offer_sku_names_the_offer_in_add_to_carts_and_purchases_and_changes_nothing_else():
-    from journeys.simulation import with_offer_sku
+    from devtools.simulation import with_offer_sku
 
     anchor = timezone.now().replace(microsecond=0)
     plans = plan_visitors(seed=7, visitors=30, anchor=anchor)

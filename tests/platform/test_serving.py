@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.core.cache import cache
-from django.test import override_settings
+from django.urls import Resolver404, get_resolver
 
-from analytics.bench_views import indexed_read
-from analytics.decision_benchmark import _server_timing, percentile
+from devtools.bench_views import indexed_read
+from devtools.benchmarks.decision import _server_timing, percentile
 from tests.journeys.helpers import start
 
 
@@ -44,6 +45,10 @@ def test_bare_endpoint_reads_one_session_by_its_index(api, site, rf, django_asse
     assert indexed_read(rf.get("/bench/indexed-read", {"site": site.pk, "session_id": "nope"})).status_code == 404
 
 
-@override_settings(BENCH_ENDPOINTS=False)
-def test_the_reference_endpoint_is_not_mounted_outside_the_benchmark(client, db):
-    assert client.get("/bench/indexed-read").status_code == 404
+def test_the_reference_endpoint_is_served_only_by_the_benchmark_urlconf(client, db):
+    product, bench = get_resolver("config.urls"), get_resolver("devtools.bench_urls")
+
+    assert bench.resolve("/bench/indexed-read").func is indexed_read
+    with pytest.raises(Resolver404):
+        product.resolve("/bench/indexed-read")
+    assert client.get("/bench/indexed-read").json() == {"detail": "Not found.", "code": "not_found"}

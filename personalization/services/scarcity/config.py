@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from journeys.config_cache import VersionedCache
+from core.config_cache import VersionedCache
 from personalization.models import CueTiming, Offer, ScarcityRule, Status, TriggerType
 from personalization.services.approvals import DECISIONS_NAMESPACE
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from analytics import monitor
+from core import hooks
 from journeys.models import JourneySession
 from personalization.models import ClaimLedger, HoldoutMembership, TriggerType
 from personalization.selectors import live_config_for
@@ -130,7 +130,7 @@ def cues_shown(
     rule ids), announced on the live monitor."""
     recorded = set(recorded)
     shown = [verdict for verdict in eligible if verdict.rule.id in recorded]
-    monitor.cues_shown_published(session=session, verdicts=shown, at=now)
+    hooks.feed("cues_shown", session=session, verdicts=shown, at=now)
     return [cue_out(verdict) for verdict in shown]
 
 

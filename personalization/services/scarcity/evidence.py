@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from django.core.cache import cache
 from django.utils import timezone
 
-from journeys.config_cache import VersionedCache, bump
+from core.config_cache import VersionedCache, bump
 from journeys.models import ConversionEvent, Touchpoint
 from personalization.models import ContentVariant, Exposure, Offer, RuleEvidence, ScarcityRule, Status, TriggerType
 from personalization.services.scarcity.config import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from journeys.config_cache import bump
+from core.config_cache import bump
 from personalization.models import ScarcityRule, Status
 from personalization.services.approvals import DECISIONS_NAMESPACE, audit
 

@@ -1,6 +1,6 @@
 """The benchmark's reference point: a bare Django endpoint doing one indexed read.
 
-Mounted only when ``BENCH_ENDPOINTS`` is set (the benchmark's server sets it). The
+Mounted only by the benchmark servers' URLconf (:mod:`devtools.bench_urls`). The
 decision endpoint's throughput is compared with this one's on the same server in the
 same run (PRODUCT.md section 9).
 """

@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from analytics.benchmarks import REGISTRY, BenchOptions, render, run_benchmarks
+from devtools.benchmarks import BENCHMARKS
+from devtools.benchmarks.base import BenchOptions, render, run_benchmarks
 
 
 class Command(BaseCommand):
@@ -24,9 +25,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--only",
             action="append",
-            choices=sorted(REGISTRY),
+            choices=sorted(BENCHMARKS),
             metavar="NAME",
-            help=f"run only this benchmark (repeatable); known: {', '.join(REGISTRY)}",
+            help=f"run only this benchmark (repeatable); known: {', '.join(BENCHMARKS)}",
         )
         parser.add_argument("--quick", action="store_true", help="smaller loads, for a fast look")
         parser.add_argument("--repeats", type=int, default=3, help="runs per phase; medians are reported")
@@ -56,7 +57,7 @@ class Command(BaseCommand):
             self.stdout.flush()
 
         document = run_benchmarks(
-            only or list(REGISTRY), BenchOptions(quick=quick, repeats=repeats, log=log, params=params)
+            BENCHMARKS, only or list(BENCHMARKS), BenchOptions(quick=quick, repeats=repeats, log=log, params=params)
         )
         path = Path(output)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from analytics.bulk_data import bulk_generate
 from analytics.rollups import rollups_update
+from devtools.bulk_data import bulk_generate
 
 
 class Command(BaseCommand):

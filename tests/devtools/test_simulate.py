@@ -12,7 +12,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from journeys import simulation
+from devtools import simulation
+from devtools.simulation import plan_visitors, true_probability
 from journeys.models import (
     ConversionEvent,
     CrossDeviceLink,
@@ -24,7 +25,6 @@ from journeys.models import (
     Visitor,
 )
 from journeys.services.sites import site_create
-from journeys.simulation import plan_visitors, true_probability
 
 ANCHOR = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

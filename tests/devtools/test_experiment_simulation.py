@@ -4,7 +4,7 @@ The budgets themselves are measured by ``python manage.py bench --only aa_false_
 --only bandit_regret``, over more seeds.
 """
 
-from analytics.experiment_simulation import aa_false_positive_rate, bandit_regret
+from devtools.benchmarks.experiments import aa_false_positive_rate, bandit_regret
 
 
 def test_200_aa_tests_have_a_false_positive_rate_near_alpha():

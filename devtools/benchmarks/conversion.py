@@ -1,6 +1,6 @@
 """``manage.py bench --only conversion_model``: the model against the simulator's truth.
 
-The simulator (:mod:`journeys.simulation`) drives the real HTTP API, served by a
+The simulator (:mod:`devtools.simulation`) drives the real HTTP API, served by a
 gunicorn subprocess, with visitors whose true purchase probability is known. The
 bench then closes the site's sessions (as the idle closer would), trains the site's
 model with the service the worker runs, and compares on the held-out sessions:
@@ -31,16 +31,6 @@ from datetime import UTC, datetime
 from django.db.models import F
 from django.utils import timezone
 
-from analytics import conversion_model
-from analytics.benchmarks import (
-    BenchOptions,
-    BenchResult,
-    Series,
-    Server,
-    ServerSpec,
-    bench_site_delete,
-    benchmark,
-)
 from analytics.conversion_training import (
     Row,
     conversion_model_train,
@@ -48,10 +38,20 @@ from analytics.conversion_training import (
     training_data,
 )
 from analytics.models import ConversionModel
-from journeys.management.commands.simulate import simulate
+from core import conversion_model
+from devtools.benchmarks.base import (
+    Benchmark,
+    BenchOptions,
+    BenchResult,
+    Series,
+    Server,
+    ServerSpec,
+    bench_site_delete,
+)
+from devtools.simulation import SessionTruth, default_anchor, plan_visitors
+from devtools.simulation_driver import simulate
 from journeys.models import JourneySession
 from journeys.services.sites import site_create
-from journeys.simulation import SessionTruth, default_anchor, plan_visitors
 
 
 def true_probability_at(row: Row, truth: SessionTruth) -> float:
@@ -66,7 +66,6 @@ def true_probability_at(row: Row, truth: SessionTruth) -> float:
     return p / (p + (1 - p) * on_from_awareness * min(0.95, 0.20 + 0.6 * e))
 
 
-@benchmark("conversion_model", "the conversion model trained on simulated visitors vs their true probabilities")
 def conversion_model_benchmark(options: BenchOptions) -> BenchResult:
     visitors = options.param("visitors", 1500 if options.quick else 10000, int)
     seed = options.param("seed", 7, int)
@@ -159,3 +158,10 @@ def conversion_model_benchmark(options: BenchOptions) -> BenchResult:
             "all sessions of a run start within minutes, so hour and weekday carry no signal here",
         ],
     )
+
+
+BENCHMARK = Benchmark(
+    "conversion_model",
+    "the conversion model trained on simulated visitors vs their true probabilities",
+    conversion_model_benchmark,
+)

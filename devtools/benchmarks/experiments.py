@@ -27,8 +27,9 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from analytics import statistics
-from analytics.statistics import Arm
+from core import statistics
+from core.statistics import Arm
+from devtools.benchmarks.base import Benchmark, BenchOptions, BenchResult, Check, Series
 
 # --- A/A ------------------------------------------------------------------------------
 
@@ -414,18 +415,15 @@ def optimizer_fixture_reset(fixture: OptimizerFixture) -> None:
         ExperimentArm.objects.filter(experiment__site=fixture.site).update(weight=1 / fixture.variants, is_paused=False)
 
 
-# --- benchmark registrations (called at the end of analytics.benchmarks) ----------------
+# --- the benchmarks ---------------------------------------------------------------------
 
 
-def register_benchmarks() -> None:
-    """Register the optimizer pass, A/A and bandit checks in the benchmark registry."""
+def benchmarks() -> list[Benchmark]:
+    """The optimizer pass, A/A and bandit benchmarks."""
     from collections import Counter
 
     from django.test.utils import CaptureQueriesContext
 
-    from analytics.benchmarks import BenchOptions, BenchResult, Check, Series, benchmark
-
-    @benchmark("optimizer_pass", "one optimizer pass over 1,000 live experiments x 5 variants")
     def optimizer_pass_benchmark(options: BenchOptions) -> BenchResult:
         experiments = options.param("experiments", 200 if options.quick else 1000, int)
         variants = options.param("variants", 5, int)
@@ -477,7 +475,6 @@ def register_benchmarks() -> None:
         }
         return result
 
-    @benchmark("aa_false_positives", "false-positive rate of 200 simulated A/A tests at alpha 0.05")
     def aa_benchmark(options: BenchOptions) -> BenchResult:
         tests = options.param("tests", 200, int)
         seeds = options.param("seeds", 3 if options.quick else 10, int)
@@ -528,7 +525,6 @@ def register_benchmarks() -> None:
         }
         return result
 
-    @benchmark("bandit_regret", "regret of the optimizer's bandit vs a fixed 50/50 split on a +20% winner")
     def bandit_benchmark(options: BenchOptions) -> BenchResult:
         visitors = options.param("visitors", 20_000, int)
         seeds = tuple(range(options.param("seeds", 5 if options.quick else 20, int)))
@@ -555,3 +551,15 @@ def register_benchmarks() -> None:
             f"floor {approved.floor}, guardrail {approved.guardrail}, mean over {len(seeds)} seeds",
         }
         return result
+
+    return [
+        Benchmark(
+            "optimizer_pass", "one optimizer pass over 1,000 live experiments x 5 variants", optimizer_pass_benchmark
+        ),
+        Benchmark("aa_false_positives", "false-positive rate of 200 simulated A/A tests at alpha 0.05", aa_benchmark),
+        Benchmark(
+            "bandit_regret",
+            "regret of the optimizer's bandit vs a fixed 50/50 split on a +20% winner",
+            bandit_benchmark,
+        ),
+    ]

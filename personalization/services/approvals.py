@@ -176,16 +176,7 @@ def approvable_create(*, obj, actor, arms: list[dict] | None = None):
     obj.full_clean()
     obj.save()
     if arms:
-        ExperimentArm.objects.bulk_create(
-            ExperimentArm(
-                experiment=obj,
-                variant_id=arm["variant"],
-                is_control=arm["is_control"],
-                weight=arm["weight"],
-                is_paused=arm.get("is_paused", False),
-            )
-            for arm in arms
-        )
+        _arms_create(obj, arms)
     audit(actor=actor, action="created", obj=obj, changes={"version": obj.version, "snapshot": snapshot(obj)})
     return obj
 
@@ -357,6 +348,20 @@ def offer_publish_without_approval(*, offer: Offer, actor) -> Offer:
     return offer
 
 
+def _arms_create(experiment: Experiment, arms: list[dict]) -> None:
+    """The experiment's arms, as :func:`snapshot` lists them (``is_paused`` defaults to False)."""
+    ExperimentArm.objects.bulk_create(
+        ExperimentArm(
+            experiment=experiment,
+            variant_id=arm["variant"],
+            is_control=arm["is_control"],
+            weight=arm["weight"],
+            is_paused=arm.get("is_paused", False),
+        )
+        for arm in arms
+    )
+
+
 def _arm_rows(arms) -> list[tuple]:
     return sorted((arm["variant"], arm["is_control"], arm["weight"], arm["is_paused"]) for arm in arms)
 
@@ -379,16 +384,7 @@ def experiment_edit(*, experiment: Experiment, actor, changes: dict, arms: list[
         raise ApprovalError("The arms of an approved experiment change only through optimizer proposals.")
     before = snapshot(experiment)
     experiment.arms.all().delete()
-    ExperimentArm.objects.bulk_create(
-        ExperimentArm(
-            experiment=experiment,
-            variant_id=arm["variant"],
-            is_control=arm["is_control"],
-            weight=arm["weight"],
-            is_paused=arm["is_paused"],
-        )
-        for arm in arms
-    )
+    _arms_create(experiment, arms)
     for field, value in changes.items():
         setattr(experiment, field, value)
     experiment.full_clean()

@@ -1,4 +1,4 @@
-"""Staff users, and the approval flow as tests drive it: objects created and approved through the services."""
+"""Staff users, the approval flow as tests drive it (through the services), and the offer admin's form."""
 
 from __future__ import annotations
 
@@ -39,3 +39,29 @@ def approved(obj, people):
     approval_decide(request=request, decider=approver, approve=True, checklist=checklist_all_ticked(request))
     obj.refresh_from_db()
     return obj
+
+
+def offer_admin_form(offer, **overrides) -> dict:
+    """The offer admin's add or change form holding ``offer``'s fields (saved or not), with ``overrides``."""
+
+    def split(moment):
+        return (moment.strftime("%Y-%m-%d"), moment.strftime("%H:%M:%S")) if moment else ("", "")
+
+    starts, ends = split(offer.starts_at), split(offer.ends_at)
+    data = {
+        "site": offer.site_id,
+        "name": offer.name,
+        "sku": offer.sku,
+        "price": str(offer.price),
+        "currency": offer.currency,
+        "discount_percent": str(offer.discount_percent),
+        "starts_at_0": starts[0],
+        "starts_at_1": starts[1],
+        "ends_at_0": ends[0],
+        "ends_at_1": ends[1],
+        "stock_remaining": "" if offer.stock_remaining is None else offer.stock_remaining,
+        "restock_at_0": "",
+        "restock_at_1": "",
+        "_save": "Save",
+    }
+    return data | overrides

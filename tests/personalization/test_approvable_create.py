@@ -23,6 +23,7 @@ from personalization.models import (
     TriggerType,
 )
 from personalization.services.approvals import NotANewDraft, approvable_create
+from tests.personalization.helpers import offer_admin_form
 from tests.personalization.scarcity_helpers import live_offer
 
 
@@ -187,31 +188,17 @@ def test_an_invalid_object_is_refused_by_its_validation_and_saves_nothing(site, 
 # --- the admin goes through the same services -----------------------------------------------------
 
 
-def _offer_form(site, **overrides) -> dict:
-    data = {
-        "site": site.pk,
-        "name": "Tee",
-        "sku": "T1",
-        "price": "20.00",
-        "currency": "EUR",
-        "discount_percent": "0",
-        "starts_at_0": "",
-        "starts_at_1": "",
-        "ends_at_0": "",
-        "ends_at_1": "",
-        "stock_remaining": "",
-        "restock_at_0": "",
-        "restock_at_1": "",
-        "_save": "Save",
-    }
-    return data | overrides
+def _new_offer(site) -> Offer:
+    return Offer(site=site, name="Tee", sku="T1", price=Decimal("20.00"))
 
 
 def test_an_offer_added_in_the_admin_with_stock_reports_it_confirmed_by_its_author(site, people):
     marketer, _ = people
     before = timezone.now()
 
-    response = _client(marketer).post(reverse("admin:personalization_offer_add"), _offer_form(site, stock_remaining=7))
+    response = _client(marketer).post(
+        reverse("admin:personalization_offer_add"), offer_admin_form(_new_offer(site), stock_remaining=7)
+    )
 
     assert response.status_code == 302
     offer = Offer.objects.get()
@@ -228,7 +215,7 @@ def test_an_offer_added_in_the_admin_with_stock_reports_it_confirmed_by_its_auth
 
 
 def test_an_offer_added_in_the_admin_without_stock_has_no_stock_report(site, people):
-    response = _client(people[0]).post(reverse("admin:personalization_offer_add"), _offer_form(site))
+    response = _client(people[0]).post(reverse("admin:personalization_offer_add"), offer_admin_form(_new_offer(site)))
 
     assert response.status_code == 302
     offer = Offer.objects.get()
@@ -240,11 +227,8 @@ def test_a_stock_count_typed_in_the_admin_is_a_stock_report_and_no_new_version(s
     marketer, _ = people
     offer = live_offer(site, people, stock=9, stock_at=timezone.now() - timedelta(hours=2))
     restock = (timezone.now() + timedelta(days=3)).replace(microsecond=0)
-    form = _offer_form(
-        site,
-        name=offer.name,
-        sku=offer.sku,
-        price=str(offer.price),
+    form = offer_admin_form(
+        offer,
         stock_remaining=4,
         restock_at_0=restock.strftime("%Y-%m-%d"),
         restock_at_1=restock.strftime("%H:%M:%S"),

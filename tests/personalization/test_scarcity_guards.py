@@ -40,7 +40,7 @@ from personalization.services.scarcity.monitor_flags import scarcity_monitor
 from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit
 from personalization.services.scarcity.sensitivity import scarcity_sensitivity_learn
 from tests.journeys.helpers import JourneySessionFactory
-from tests.personalization.helpers import staff
+from tests.personalization.helpers import offer_admin_form, staff
 from tests.personalization.scarcity_helpers import (
     cues,
     live_offer,
@@ -154,30 +154,6 @@ def test_a_deadline_visitors_saw_a_countdown_to_cannot_move_later(site, api, peo
     assert earlier.version == 2
 
 
-def _offer_form(offer: Offer, **overrides) -> dict:
-    def split(moment):
-        return (moment.strftime("%Y-%m-%d"), moment.strftime("%H:%M:%S")) if moment else ("", "")
-
-    starts, ends = split(offer.starts_at), split(offer.ends_at)
-    data = {
-        "site": offer.site_id,
-        "name": offer.name,
-        "sku": offer.sku,
-        "price": str(offer.price),
-        "currency": offer.currency,
-        "discount_percent": str(offer.discount_percent),
-        "starts_at_0": starts[0],
-        "starts_at_1": starts[1],
-        "ends_at_0": ends[0],
-        "ends_at_1": ends[1],
-        "stock_remaining": "" if offer.stock_remaining is None else offer.stock_remaining,
-        "restock_at_0": "",
-        "restock_at_1": "",
-        "_save": "Save",
-    }
-    return data | overrides
-
-
 def test_admin_refuses_a_relaunch_with_a_clear_message_and_changes_nothing(ended_offer, people):
     marketer, _ = people
     new_end = timezone.now() + timedelta(days=7)
@@ -185,7 +161,7 @@ def test_admin_refuses_a_relaunch_with_a_clear_message_and_changes_nothing(ended
 
     response = _client(marketer).post(
         reverse("admin:personalization_offer_change", args=[ended_offer.pk]),
-        _offer_form(ended_offer, ends_at_0=new_end.strftime("%Y-%m-%d"), ends_at_1="12:00:00"),
+        offer_admin_form(ended_offer, ends_at_0=new_end.strftime("%Y-%m-%d"), ends_at_1="12:00:00"),
     )
 
     assert response.status_code == 200  # the form again, with the error
@@ -205,7 +181,7 @@ def test_admin_stock_edit_refreshes_the_low_stock_evidence(site, api, people, dj
 
     with django_capture_on_commit_callbacks(execute=True):
         response = _client(marketer).post(
-            reverse("admin:personalization_offer_change", args=[offer.pk]), _offer_form(offer, stock_remaining=0)
+            reverse("admin:personalization_offer_change", args=[offer.pk]), offer_admin_form(offer, stock_remaining=0)
         )
 
     assert response.status_code == 302

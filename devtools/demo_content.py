@@ -46,10 +46,8 @@ from personalization.cue_text import format_ends_at, window_phrase
 from personalization.models import (
     Allocation,
     ApprovalRequest,
-    ApprovalTemplate,
     ContentVariant,
     Experiment,
-    ExperimentArm,
     Offer,
     RequestStatus,
     ScarcityRule,
@@ -58,15 +56,15 @@ from personalization.models import (
     TriggerType,
 )
 from personalization.services.approvals import (
+    approvable_create,
     approvable_edit,
     approval_decide,
     approval_submit,
-    audit,
+    checklist_all_ticked,
     offer_publish_without_approval,
-    snapshot,
 )
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
-from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit
+from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit, offer_stock_set
 
 DEMO_SITE_NAME = "Demo Shop"
 DEMO_SITE_DOMAIN = "demo.example"
@@ -286,21 +284,19 @@ class _Author:
     approver: object
     result: DemoContent
 
-    def created(self, obj, label: str) -> None:
-        audit(
-            actor=self.marketer, action="created", obj=obj, changes={"version": obj.version, "snapshot": snapshot(obj)}
-        )
+    def create(self, obj, label: str, *, arms: list[dict] | None = None):
+        obj = approvable_create(obj=obj, actor=self.marketer, arms=arms)
         self.result.created.append(label)
+        return obj
 
     def approve(self, obj):
         request = approval_submit(obj=obj, requester=self.marketer)
-        checklist = ApprovalTemplate.objects.get(pk=request.template_id).checklist
         approval_decide(
             request=request,
             decider=self.approver,
             approve=True,
             comment="Demo content.",
-            checklist={item: True for item in checklist},
+            checklist=checklist_all_ticked(request),
         )
         obj.refresh_from_db()
         return obj
@@ -310,7 +306,7 @@ class _Author:
         if offer is not None:
             return offer
         deal = product.deal_percent > 0
-        offer = Offer.objects.create(
+        offer = Offer(
             site=site,
             name=product.name,
             sku=product.sku,
@@ -319,12 +315,9 @@ class _Author:
             discount_percent=product.deal_percent,
             starts_at=now - timedelta(days=HISTORY_DAYS) if deal else None,
             ends_at=(now + timedelta(hours=DEAL_HOURS)).replace(minute=0, second=0, microsecond=0) if deal else None,
-            stock_remaining=product.stock,
-            stock_updated_at=now,
-            stock_confirmed_by=self.marketer.get_username(),
-            created_by=self.marketer,
         )
-        self.created(offer, f"offer {product.sku}")
+        offer = self.create(offer, f"offer {product.sku}")
+        offer = offer_stock_set(offer=offer, stock_remaining=product.stock, actor=self.marketer, now=now)
         if offer.needs_approval:
             return self.approve(offer)
         return offer_publish_without_approval(offer=offer, actor=self.marketer)
@@ -333,7 +326,7 @@ class _Author:
         variant = ContentVariant.objects.filter(site=site, key=key).first()
         if variant is not None:
             return variant
-        variant = ContentVariant.objects.create(
+        variant = ContentVariant(
             site=site,
             slot=slot,
             key=key,
@@ -342,16 +335,14 @@ class _Author:
             strategy=strategy,
             is_default=is_default,
             offer=offer,
-            created_by=self.marketer,
         )
-        self.created(variant, f"variant {key}")
-        return self.approve(variant)
+        return self.approve(self.create(variant, f"variant {key}"))
 
     def experiment(self, site, key, slot, name, hypothesis, allocation, arms, variants, *, now) -> Experiment:
         experiment = Experiment.objects.filter(site=site, key=key).first()
         if experiment is not None:
             return experiment
-        experiment = Experiment.objects.create(
+        experiment = Experiment(
             site=site,
             key=key,
             name=name,
@@ -362,14 +353,12 @@ class _Author:
             minimum_sample=1000,
             # It has run as long as the history says it has.
             started_at=now - timedelta(days=HISTORY_DAYS),
-            created_by=self.marketer,
         )
-        ExperimentArm.objects.bulk_create(
-            ExperimentArm(experiment=experiment, variant=variants[variant], is_control=control, weight=weight)
+        arms = [
+            {"variant": variants[variant].pk, "is_control": control, "weight": weight}
             for variant, control, weight in arms
-        )
-        self.created(experiment, f"experiment {key}")
-        return self.approve(experiment)
+        ]
+        return self.approve(self.create(experiment, f"experiment {key}", arms=arms))
 
     def rule(self, site, key, trigger, name, template, fields, offer, holdout_share) -> ScarcityRule:
         rule = ScarcityRule.objects.filter(site=site, key=key).first()
@@ -383,13 +372,9 @@ class _Author:
             offer=offer,
             message_template=template,
             holdout_share=holdout_share,
-            created_by=self.marketer,
             **fields,
         )
-        rule.full_clean()
-        rule.save()
-        self.created(rule, f"rule {key}")
-        return self.approve(rule)
+        return self.approve(self.create(rule, f"rule {key}"))
 
 
 def _deal_end_if_passed(offer: Offer, banner: ContentVariant, *, author: _Author, now: datetime) -> None:

@@ -73,8 +73,15 @@ from personalization.models import (
     Slot,
     TriggerType,
 )
-from personalization.services.approvals import approval_decide, approval_submit, offer_publish_without_approval
+from personalization.services.approvals import (
+    approvable_create,
+    approval_decide,
+    approval_submit,
+    checklist_all_ticked,
+    offer_publish_without_approval,
+)
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
+from personalization.services.scarcity.offers import offer_stock_set
 
 CONCURRENCY = 50
 SLOTS = ["hero", "cta", "offer_banner"]
@@ -241,7 +248,8 @@ def _people(token: str):
 
 def _approve(obj, people):
     marketer, approver = people
-    approval_decide(request=approval_submit(obj=obj, requester=marketer), decider=approver, approve=True)
+    request = approval_submit(obj=obj, requester=marketer)
+    approval_decide(request=request, decider=approver, approve=True, checklist=checklist_all_ticked(request))
     obj.refresh_from_db()
     return obj
 
@@ -255,32 +263,36 @@ def decision_site(label: str, sessions: int, *, scarcity: bool) -> DecisionSite:
     slots = {key: Slot.objects.create(site=site, key=key, name=key) for key in SLOTS}
 
     def variant(slot: str, key: str, **fields) -> ContentVariant:
-        row = ContentVariant.objects.create(
+        row = ContentVariant(
             site=site, slot=slots[slot], key=key, name=key, payload={"headline": key, "cta": "Shop now"}, **fields
         )
-        return _approve(row, people)
+        return _approve(approvable_create(obj=row, actor=people[0]), people)
 
     hero_a = variant("hero", "hero-a", is_default=True)
     hero_b = variant("hero", "hero-b")
-    experiment = Experiment.objects.create(site=site, key="hero-test", name="Hero test", slot=slots["hero"])
-    ExperimentArm.objects.create(experiment=experiment, variant=hero_a, is_control=True, weight=0.5)
-    ExperimentArm.objects.create(experiment=experiment, variant=hero_b, weight=0.5)
+    experiment = approvable_create(
+        obj=Experiment(site=site, key="hero-test", name="Hero test", slot=slots["hero"]),
+        actor=people[0],
+        arms=[
+            {"variant": hero_a.pk, "is_control": True, "weight": 0.5},
+            {"variant": hero_b.pk, "is_control": False, "weight": 0.5},
+        ],
+    )
     _approve(experiment, people)
     variant("cta", "cta-default", is_default=True)
     variant("cta", "cta-viral", strategy="viral_hook_replication", target_devices=["mobile"])
     variant("cta", "cta-standard", strategy="standard_personalization")
     now = timezone.now()
-    offer = Offer.objects.create(
+    offer = Offer(
         site=site,
         name="Wireless earbuds",
         sku=f"EARBUDS-{label}",
         price=Decimal("49.90"),
         starts_at=now - timedelta(days=1),
         ends_at=now + timedelta(hours=6),
-        stock_remaining=3,
-        stock_updated_at=now,
-        created_by=people[0],
     )
+    offer = approvable_create(obj=offer, actor=people[0])
+    offer_stock_set(offer=offer, stock_remaining=3, actor=people[0], now=now)
     offer = offer_publish_without_approval(offer=offer, actor=people[0])
     variant("offer_banner", "earbuds-banner", offer=offer, is_default=True)
     rules = 0
@@ -299,12 +311,9 @@ def decision_site(label: str, sessions: int, *, scarcity: bool) -> DecisionSite:
                 message_template=template,
                 holdout_share=0.1,
                 staleness_seconds=900,
-                created_by=people[0],
                 **fields,
             )
-            rule.full_clean()
-            rule.save()
-            _approve(rule, people)
+            _approve(approvable_create(obj=rule, actor=people[0]), people)
             rules += 1
         scarcity_evidence_refresh(site_id=site.pk)
     VersionedCache.clear_all()

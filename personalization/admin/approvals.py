@@ -15,11 +15,21 @@ from django.utils.html import format_html
 from core.admin import ReadOnlyAdmin
 from personalization.admin.base import admin_change_url, pretty_json
 from personalization.models import ApprovalRequest, ApprovalTemplate, AuditLog, OptimizationProposal, RequestStatus
-from personalization.services.approvals import ApprovalError, approval_decide, is_approver
+from personalization.services.approvals import (
+    ApprovalError,
+    ChecklistIncomplete,
+    CommentRequired,
+    approval_decide,
+    is_approver,
+)
 
 
 class DecisionForm(forms.Form):
-    """An approver's decision: every checklist item must be ticked to approve."""
+    """An approver's decision: approve or reject, the checklist, a comment.
+
+    What a decision needs (every item ticked to approve, a comment to reject) is
+    ``approval_decide``'s rule; the decide view shows its refusal on this form.
+    """
 
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}))
@@ -29,14 +39,6 @@ class DecisionForm(forms.Form):
         self.checklist = checklist
         for index, item in enumerate(checklist):
             self.fields[f"item_{index}"] = forms.BooleanField(label=item, required=False)
-
-    def clean(self):
-        data = super().clean()
-        if data.get("decision") == "approve" and not all(self.answers().values()):
-            raise forms.ValidationError("Tick every checklist item before approving.")
-        if data.get("decision") == "reject" and not data.get("comment", "").strip():
-            self.add_error("comment", "Say why it is rejected, so the requester can fix it.")
-        return data
 
     def checklist_fields(self):
         return [self[f"item_{index}"] for index in range(len(self.checklist))]
@@ -160,15 +162,20 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                     comment=form.cleaned_data["comment"],
                     checklist=form.answers(),
                 )
+            except ChecklistIncomplete as error:
+                form.add_error(None, str(error))
+            except CommentRequired as error:
+                form.add_error("comment", str(error))
             except ApprovalError as error:
                 self.message_user(request, str(error), messages.ERROR)
                 return HttpResponseRedirect(request.path)
-            self.message_user(
-                request,
-                f"{approval.target} v{approval.version} {'approved' if approve else 'rejected'}.",
-                messages.SUCCESS,
-            )
-            return HttpResponseRedirect(reverse("admin:personalization_approvalrequest_changelist"))
+            else:
+                self.message_user(
+                    request,
+                    f"{approval.target} v{approval.version} {'approved' if approve else 'rejected'}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:personalization_approvalrequest_changelist"))
         model = approval.content_type.model_class()
         target = approval.target
         context = {

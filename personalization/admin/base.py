@@ -10,7 +10,12 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from personalization.models import ApprovalRequest, Status
-from personalization.services.approvals import approvable_edit, approval_required, approval_submit, audit, snapshot
+from personalization.services.approvals import (
+    approvable_create,
+    approvable_edit,
+    approval_required,
+    approval_submit,
+)
 
 APPROVAL_FIELDS = [
     "status",
@@ -38,9 +43,10 @@ def pretty_json(value) -> str:
 class ApprovableAdmin(admin.ModelAdmin):
     """Authoring of an object that goes live only through an approval.
 
-    The one path of every such admin: an edit is saved in ``save_related``, with the
-    inlines, as one new version (:meth:`edit`); the "Submit for approval" action
-    submits the selected objects' current versions.
+    The one path of every such admin: a new object and an edit are saved in
+    ``save_related``, with the inlines, through the services - :meth:`create`
+    (``approvable_create``: version 1 in draft) and :meth:`edit` (one new version); the
+    "Submit for approval" action submits the selected objects' current versions.
     """
 
     readonly_fields = APPROVAL_FIELDS
@@ -54,21 +60,12 @@ class ApprovableAdmin(admin.ModelAdmin):
         return [(None, {"fields": fields}), ("Approval", {"fields": APPROVAL_FIELDS})]
 
     def save_model(self, request, obj, form, change):
-        if change:
-            return  # an edit is saved in save_related, with the inlines, as one new version
-        obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        pass  # saved in save_related, with the inlines, by a service
 
     def save_related(self, request, form, formsets, change):
         obj = form.instance
         if not change:
-            super().save_related(request, form, formsets, change)
-            audit(
-                actor=request.user,
-                action="created",
-                obj=obj,
-                changes={"version": obj.version, "snapshot": snapshot(obj)},
-            )
+            self.create(request, obj=obj, formsets=formsets)
             return
         before = obj.version
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
@@ -86,12 +83,16 @@ class ApprovableAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
+    def create(self, request, *, obj, formsets):
+        """Save the admin form's new (unsaved) ``obj``; it keeps its primary key."""
+        return approvable_create(obj=obj, actor=request.user)
+
     def edit(self, request, *, obj, changes: dict, formsets):
         return approvable_edit(obj=obj, actor=request.user, changes=changes)
 
     def construct_change_message(self, request, form, formsets, add=False):
-        # an edit's inlines are written by the edit service, not formset.save(), and land
-        # in the audit log; the admin history names only the saved formsets
+        # inlines are written by the services, not formset.save(), and land in the audit
+        # log; the admin history names only the saved formsets
         saved = [formset for formset in formsets if hasattr(formset, "new_objects")]
         return super().construct_change_message(request, form, saved, add)
 

@@ -7,7 +7,7 @@ from django.contrib import admin
 
 from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin
 from personalization.models import ContentVariant, Experiment, ExperimentArm, Slot
-from personalization.services.approvals import experiment_edit
+from personalization.services.approvals import approvable_create, experiment_edit
 
 
 @admin.register(Slot)
@@ -90,6 +90,9 @@ class ExperimentAdmin(ApprovableAdmin):
     list_select_related = ["site", "slot"]
     readonly_fields = [*APPROVAL_FIELDS, "started_at", "ended_at", "winner"]
     inlines = [ExperimentArmInline]
+
+    def create(self, request, *, obj, formsets):
+        return approvable_create(obj=obj, actor=request.user, arms=arms_of(formsets))
 
     def edit(self, request, *, obj, changes, formsets):
         return experiment_edit(experiment=obj, actor=request.user, changes=changes, arms=arms_of(formsets))

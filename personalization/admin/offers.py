@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils import timezone
 
 from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin
 from personalization.models import Offer
 from personalization.services.approvals import ApprovalError, offer_publish_without_approval
-from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit, offer_terms_refusal
+from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit, offer_stock_set, offer_terms_refusal
 
 
 class OfferTermsForm(forms.ModelForm):
@@ -29,7 +28,8 @@ class OfferTermsForm(forms.ModelForm):
 
 @admin.register(Offer)
 class OfferAdmin(ApprovableAdmin):
-    """Offers, edited through ``offer_edit``: the terms guard, and fresh low-stock evidence."""
+    """Offers, edited through ``offer_edit`` (the terms guard) and ``offer_stock_set`` (stock
+    confirmed by the person who typed it, and fresh low-stock evidence)."""
 
     form = OfferTermsForm
     list_display = [
@@ -52,22 +52,28 @@ class OfferAdmin(ApprovableAdmin):
     readonly_fields = [*APPROVAL_FIELDS, "stock_updated_at", "stock_confirmed_by"]
     actions = ["submit_for_approval", "publish"]
 
-    def save_model(self, request, obj, form, change):
-        if not change and obj.stock_remaining is not None:
-            obj.stock_updated_at = timezone.now()
-            obj.stock_confirmed_by = request.user.get_username()
-        super().save_model(request, obj, form, change)
+    def create(self, request, *, obj, formsets):
+        stock, obj.stock_remaining = obj.stock_remaining, None
+        offer = super().create(request, obj=obj, formsets=formsets)
+        if stock is not None:
+            offer_stock_set(offer=offer, stock_remaining=stock, actor=request.user)
+            offer.refresh_from_db()
+        return offer
 
     def edit(self, request, *, obj, changes, formsets):
+        # A stock count the person typed is a stock report, confirmed by them as of now
+        # (with the restock date when that changed too); the rest is an edit of the offer.
+        stock = {}
         if "stock_remaining" in changes:
-            # the low-stock cue shows only fresh stock, so the count carries when it was measured
-            changes["stock_updated_at"] = timezone.now()
-            changes["stock_confirmed_by"] = request.user.get_username()
+            stock = {name: changes.pop(name) for name in ("stock_remaining", "restock_at") if name in changes}
         try:
-            return offer_edit(offer=obj, actor=request.user, changes=changes)
+            edited = offer_edit(offer=obj, actor=request.user, changes=changes) if changes else obj
         except OfferTermsRefused as error:  # the form checked it; this is a race with another edit
             self.message_user(request, str(error), messages.ERROR)
             return obj
+        if stock:
+            edited = offer_stock_set(offer=edited, actor=request.user, **stock)
+        return edited
 
     @admin.action(description="Publish (offers without a discount)", permissions=["change"])
     def publish(self, request, queryset):

@@ -1,10 +1,12 @@
 """Human in the loop: submit, approve, reject, and edits that send objects back.
 
 Rules (PRODUCT.md section 5):
-- an object goes live only through an approved :class:`ApprovalRequest`;
+- an object is created as version 1 in draft (:func:`approvable_create`) and goes live
+  only through an approved :class:`ApprovalRequest`;
 - the requester never decides their own request, superusers included (also a
   database constraint);
 - only members of the Approvers group (or superusers) decide;
+- an approval confirms every item of the request's checklist; a rejection says why;
 - editing an approved object makes a new version that needs approval again; the
   published snapshot keeps serving until then;
 - every action is written to the audit log.
@@ -56,6 +58,28 @@ class NotPending(ApprovalError):
     code = "not_pending"
 
 
+class ChecklistIncomplete(ApprovalError):
+    """An approval that does not confirm every item of the request's checklist."""
+
+    code = "checklist_incomplete"
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(f"Tick every checklist item before approving. Not ticked: {'; '.join(missing)}.")
+        self.missing = missing
+
+
+class CommentRequired(ApprovalError):
+    """A rejection without a comment: the requester needs to know what to fix."""
+
+    code = "comment_required"
+
+
+class NotANewDraft(ApprovalError):
+    """A creation that would skip the approval flow, or set an offer's stock without its confirmation."""
+
+    code = "not_a_new_draft"
+
+
 # Facts about the world rather than approved content: they change without a new version.
 LIVE_DATA_FIELDS = ("stock_remaining", "stock_updated_at", "stock_confirmed_by", "restock_at")
 _NOT_CONTENT = ["id", "status", "version", "published", "published_version", "created_by", "created_at", "updated_at"]
@@ -99,6 +123,64 @@ def is_approver(user) -> bool:
     return bool(user.is_active and (user.is_superuser or user.groups.filter(name=APPROVERS_GROUP).exists()))
 
 
+def decision_check(*, template: ApprovalTemplate, approve: bool, comment: str, checklist: dict | None) -> None:
+    """Refuse a decision that skips a step: an approval must confirm every item of the
+    template's checklist (:class:`ChecklistIncomplete`, naming those not ticked), a
+    rejection must say why (:class:`CommentRequired`)."""
+    if approve:
+        checklist = checklist or {}
+        missing = [item for item in template.checklist if checklist.get(item) is not True]
+        if missing:
+            raise ChecklistIncomplete(missing)
+    elif not comment.strip():
+        raise CommentRequired("Say why it is rejected, so the requester can fix it.")
+
+
+def checklist_all_ticked(request: ApprovalRequest) -> dict[str, bool]:
+    """Every item of the request's checklist, confirmed: what an approver who checked
+    them all sends. For callers that approve in a person's name (demo content,
+    benchmarks, tests)."""
+    return dict.fromkeys(request.template.checklist, True)
+
+
+# What a new object may not bring with it: approval state (it goes live only through the
+# approval flow) and an offer's stock (reported through offer_stock_set, which records
+# when and by whom it was confirmed).
+_NOT_NEW = {"published": None, "published_version": None, "version": 1, "status": Status.DRAFT}
+_STOCK_REPORT = {"stock_remaining": None, "stock_updated_at": None, "stock_confirmed_by": ""}
+APPROVABLE_MODELS = (ContentVariant, Offer, Experiment, ScarcityRule)
+
+
+@transaction.atomic
+def approvable_create(*, obj, actor, arms: list[dict] | None = None):
+    """Save a new variant, offer, experiment or scarcity rule as version 1 in draft, audited.
+
+    ``obj`` is an unsaved instance with its fields set (an admin form's instance, or one a
+    caller built); ``arms`` are an experiment's arms as in :func:`snapshot`. The object is
+    validated (``full_clean``: a ``ValidationError`` saves nothing) and its creator is
+    ``actor``. Refused with :class:`NotANewDraft`, nothing saved: an object already saved,
+    approved, live or past version 1, and an offer that carries a stock report (the
+    stock is set afterwards with ``offer_stock_set``).
+    """
+    if not isinstance(obj, APPROVABLE_MODELS) or obj.pk is not None:
+        raise NotANewDraft(f"{obj!r} is not a new variant, offer, experiment or scarcity rule.")
+    if any(getattr(obj, name) != value for name, value in _NOT_NEW.items()):
+        raise NotANewDraft("A new object starts as version 1 in draft: it goes live only through an approval.")
+    if isinstance(obj, Offer) and any(getattr(obj, name) != value for name, value in _STOCK_REPORT.items()):
+        raise NotANewDraft(
+            "An offer's stock is reported with offer_stock_set, which records when and by whom it was confirmed."
+        )
+    if arms and not isinstance(obj, Experiment):
+        raise NotANewDraft("Only an experiment has arms.")
+    obj.created_by = actor
+    obj.full_clean()
+    obj.save()
+    if arms:
+        _arms_create(obj, arms)
+    audit(actor=actor, action="created", obj=obj, changes={"version": obj.version, "snapshot": snapshot(obj)})
+    return obj
+
+
 @transaction.atomic
 def approval_submit(*, obj, requester) -> ApprovalRequest:
     """Submit the object's current version for approval (withdrawing an older request)."""
@@ -138,8 +220,13 @@ def approval_decide(
 ) -> ApprovalRequest:
     """Approve or reject a pending request. Refusals raise and change nothing.
 
-    Optimizer proposals are not versioned objects: their requests are decided by
-    :func:`personalization.services.optimizer.proposal_decide`, under the same rules.
+    Refused: a request not pending (:class:`NotPending`), its requester deciding
+    (:class:`SelfApprovalRefused`), a decider not an approver (:class:`NotAnApprover`),
+    an approval that does not tick every item of the request's checklist or a
+    rejection without a comment (:func:`decision_check`), and an approval of a version
+    edited since. Optimizer proposals are not versioned objects: their requests are
+    decided by :func:`personalization.services.optimizer.proposal_decide`, under the
+    same rules.
     """
     own_decider = _DECIDERS.get(request.content_type.model)
     if own_decider is not None:
@@ -152,6 +239,7 @@ def approval_decide(
         raise SelfApprovalRefused("Nobody approves their own request.")
     if not is_approver(decider):
         raise NotAnApprover("Only approvers decide approval requests.")
+    decision_check(template=request.template, approve=approve, comment=comment, checklist=checklist)
     obj = request.content_type.model_class().objects.select_for_update().get(pk=request.object_id)
     if approve and obj.version != request.version:
         raise NotPending("The object was edited after this request; the new version needs its own request.")
@@ -260,6 +348,20 @@ def offer_publish_without_approval(*, offer: Offer, actor) -> Offer:
     return offer
 
 
+def _arms_create(experiment: Experiment, arms: list[dict]) -> None:
+    """The experiment's arms, as :func:`snapshot` lists them (``is_paused`` defaults to False)."""
+    ExperimentArm.objects.bulk_create(
+        ExperimentArm(
+            experiment=experiment,
+            variant_id=arm["variant"],
+            is_control=arm["is_control"],
+            weight=arm["weight"],
+            is_paused=arm.get("is_paused", False),
+        )
+        for arm in arms
+    )
+
+
 def _arm_rows(arms) -> list[tuple]:
     return sorted((arm["variant"], arm["is_control"], arm["weight"], arm["is_paused"]) for arm in arms)
 
@@ -282,16 +384,7 @@ def experiment_edit(*, experiment: Experiment, actor, changes: dict, arms: list[
         raise ApprovalError("The arms of an approved experiment change only through optimizer proposals.")
     before = snapshot(experiment)
     experiment.arms.all().delete()
-    ExperimentArm.objects.bulk_create(
-        ExperimentArm(
-            experiment=experiment,
-            variant_id=arm["variant"],
-            is_control=arm["is_control"],
-            weight=arm["weight"],
-            is_paused=arm["is_paused"],
-        )
-        for arm in arms
-    )
+    _arms_create(experiment, arms)
     for field, value in changes.items():
         setattr(experiment, field, value)
     experiment.full_clean()

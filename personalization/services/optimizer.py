@@ -95,6 +95,7 @@ from personalization.services.approvals import (
     NotPending,
     SelfApprovalRefused,
     audit,
+    decision_check,
     is_approver,
 )
 
@@ -710,9 +711,12 @@ def proposal_decide(
     The rules of :func:`~personalization.services.approvals.approval_decide`: only a
     pending proposal, only an approver (Approvers group or superuser), never its
     requester (the ``optimizer`` system user; no human requested it, so any approver
-    may decide). Approval applies the change under row locks on the experiment, the
-    proposal and the arms: new weights, paused arms, or the experiment ended (a
-    winner archives it, a stop pauses it; other pending proposals are superseded).
+    may decide), an approval that ticks every item of the proposal template's
+    checklist and a rejection with a comment
+    (:func:`~personalization.services.approvals.decision_check`). Approval applies the
+    change under row locks on the experiment, the proposal and the arms: new weights,
+    paused arms, or the experiment ended (a winner archives it, a stop pauses it; other
+    pending proposals are superseded).
     The decision is audited and the decision cache is invalidated on commit.
     """
     # Lock in the optimizer pass's order (experiment, then its proposals), so the two never deadlock.
@@ -731,6 +735,8 @@ def proposal_decide(
         raise SelfApprovalRefused("Nobody approves their own request.")
     if not is_approver(decider):
         raise NotAnApprover("Only approvers decide optimizer proposals.")
+    template = ApprovalTemplate.objects.get(object_type=proposal_type.model) if request is None else request.template
+    decision_check(template=template, approve=approve, comment=comment, checklist=checklist)
     now = timezone.now()
     applied = _apply(proposal, experiment, now) if approve else {}
     proposal.status = ProposalStatus.APPROVED if approve else ProposalStatus.REJECTED

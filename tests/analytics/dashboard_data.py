@@ -16,8 +16,9 @@ from personalization.models import Allocation, TriggerType
 from personalization.services.optimizer import experiments_optimize
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from tests.journeys.helpers import event, move, post_events, start
+from tests.personalization.helpers import staff
 from tests.personalization.optimizer_helpers import add_traffic, live_experiment
-from tests.personalization.scarcity_helpers import carrying_variant, cues, live_offer, make_rule, staff
+from tests.personalization.scarcity_helpers import carrying_variant, cues, live_offer, make_rule
 
 REVENUE = Decimal("49.90")
 HERO = {"a": (200, 20), "b": (200, 50)}  # variant letter -> (exposures, conversions)

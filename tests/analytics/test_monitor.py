@@ -30,7 +30,7 @@ from analytics.tasks import monitor_counters_task
 from config.asgi import application
 from journeys.models import JourneySession, StageTransition
 from personalization.models import Allocation, ContentVariant, OptimizationProposal, Slot
-from personalization.services.approvals import approval_decide, approval_submit
+from personalization.services.approvals import approval_decide, approval_submit, checklist_all_ticked
 from personalization.services.optimizer import experiments_optimize, proposal_decide
 from tests.journeys.helpers import move, start
 from tests.personalization.optimizer_helpers import add_traffic, live_experiment
@@ -471,13 +471,14 @@ def test_approval_decisions_stream(site, staff, django_user_model):
         site=site, slot=slot, key="hero-b", name="Hero B", payload={"headline": "Fast"}, created_by=marketer
     )
     request = approval_submit(obj=variant, requester=marketer)
+    checklist = checklist_all_ticked(request)
 
     cookie = cookie_for(staff)
 
     async def scenario():
         communicator = socket(cookie)
         await subscribed(communicator, site)
-        await sync_to_async(approval_decide)(request=request, decider=approver, approve=True)
+        await sync_to_async(approval_decide)(request=request, decider=approver, approve=True, checklist=checklist)
         [message] = await receive(communicator, 1)
         await communicator.disconnect()
         return message

@@ -41,7 +41,8 @@ from tests.analytics.rollup_helpers import (
     world,
 )
 from tests.journeys.helpers import move, start
-from tests.personalization.scarcity_helpers import carrying_variant, live_offer, make_rule, staff
+from tests.personalization.helpers import staff
+from tests.personalization.scarcity_helpers import carrying_variant, live_offer, make_rule
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

@@ -9,8 +9,9 @@ tests list the same origin); the pages are cleared before each test.
 
 Also the shop's configuration in the engine, made through the services as staff would:
 ``shop_site`` (a site whose allowed origin is the shop's), ``people`` (a marketer and an
-approver) and ``publish`` / ``slot_with_variants`` (the approval flow: the marketer
-submits, the approver approves).
+approver) and ``slot_with_variants`` (the approval flow of
+:mod:`tests.personalization.helpers`: the marketer creates and submits, the approver
+approves).
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import pytest
 from devtools.pages import PageServer, sdk_page  # noqa: F401 (sdk_page: for the tests)
 from journeys.services.sites import site_create
 from personalization.models import ContentVariant, Slot
-from personalization.services.approvals import approval_decide, approval_submit
-from tests.personalization.scarcity_helpers import staff
+from tests.personalization.helpers import approved, created, make_people
 
 
 @pytest.fixture(scope="session")
@@ -54,15 +54,7 @@ def shop_site(shop: PageServer, transactional_db):
 @pytest.fixture
 def people(transactional_db, django_user_model):
     """(marketer, approver): who submits and who approves."""
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
-
-
-def publish(obj, people):
-    """Submit ``obj`` as the marketer and approve it as the approver: it goes live."""
-    marketer, approver = people
-    approval_decide(request=approval_submit(obj=obj, requester=marketer), decider=approver, approve=True)
-    obj.refresh_from_db()
-    return obj
+    return make_people(django_user_model)
 
 
 def slot_with_variants(site, people, key: str, variants: dict[str, dict]) -> dict[str, ContentVariant]:
@@ -71,8 +63,8 @@ def slot_with_variants(site, people, key: str, variants: dict[str, dict]) -> dic
     made = {}
     for variant_key, fields in variants.items():
         fields = dict(fields)
-        variant = ContentVariant.objects.create(
+        variant = ContentVariant(
             site=site, slot=slot, key=variant_key, name=variant_key, payload=fields.pop("payload"), **fields
         )
-        made[variant_key] = publish(variant, people)
+        made[variant_key] = approved(created(variant, people), people)
     return made

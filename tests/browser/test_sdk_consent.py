@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from journeys.models import JourneySession, Touchpoint
-from personalization.models import Assignment, Experiment, ExperimentArm, Exposure
-from tests.browser.shop import publish, sdk_page, slot_with_variants
+from personalization.models import Assignment, Experiment, Exposure
+from tests.browser.shop import sdk_page, slot_with_variants
+from tests.personalization.helpers import approved, created
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -28,12 +29,15 @@ def experiment(shop_site, people):
             "hero-b": {"payload": {"headline": "Treatment headline"}},
         },
     )
-    experiment = Experiment.objects.create(
-        site=shop_site, key="hero-test", name="Hero test", slot=variants["hero-a"].slot
+    experiment = created(
+        Experiment(site=shop_site, key="hero-test", name="Hero test", slot=variants["hero-a"].slot),
+        people,
+        arms=[
+            {"variant": variants["hero-a"].pk, "is_control": True, "weight": 0.0},
+            {"variant": variants["hero-b"].pk, "is_control": False, "weight": 1.0},
+        ],
     )
-    ExperimentArm.objects.create(experiment=experiment, variant=variants["hero-a"], is_control=True, weight=0.0)
-    ExperimentArm.objects.create(experiment=experiment, variant=variants["hero-b"], weight=1.0)
-    return publish(experiment, people)
+    return approved(experiment, people)
 
 
 def visit(new_page, url: str, *, init_script: str | None = None):

@@ -40,9 +40,10 @@ from personalization.models import (
     Slot,
     Status,
 )
-from personalization.services.approvals import approvable_edit, approval_decide, approval_submit
+from personalization.services.approvals import approvable_edit
 from personalization.services.scarcity.claims import holdout_bucket
 from tests.journeys.helpers import start
+from tests.personalization.helpers import approved
 
 SHOP = "http://127.0.0.1:8001"
 NOW = datetime(2026, 12, 5, 14, 27, 13, tzinfo=timezone.get_fixed_timezone(0))
@@ -289,7 +290,7 @@ def test_an_edit_a_person_approved_in_the_admin_is_kept(demo_site, admin):
     marketer = variant.created_by
     payload = {**variant.payload, "headline": "Silence, on every commute"}
     edited = approvable_edit(obj=variant, actor=marketer, changes={"payload": payload})
-    approval_decide(request=approval_submit(obj=edited, requester=marketer), decider=admin, approve=True)
+    approved(edited, (marketer, admin))
 
     build(demo_site, admin, now=NOW + timedelta(hours=1), history_sessions=0)
 

@@ -6,7 +6,6 @@ import itertools
 import uuid
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from journeys.models import ConversionEvent, JourneySession, Visitor
@@ -135,13 +134,6 @@ def convert(sessions, goal: str, at: datetime) -> None:
         )
         for session in sessions
     )
-
-
-def make_user(django_user_model, username: str, *groups: str, **fields):
-    user = django_user_model.objects.create_user(username, password=f"pw-{username}-12345", is_staff=True, **fields)
-    for group in groups:
-        user.groups.add(Group.objects.get(name=group))
-    return user
 
 
 def state() -> dict:

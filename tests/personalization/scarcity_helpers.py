@@ -6,16 +6,17 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from core.config_cache import VersionedCache
 from journeys.models import ConversionEvent, JourneySession
 from personalization.decisions import decide
 from personalization.models import ContentVariant, Exposure, Offer, ScarcityRule, Slot, TriggerType
-from personalization.services.approvals import approval_decide, approval_submit, offer_publish_without_approval
+from personalization.services.approvals import offer_publish_without_approval
 from personalization.services.scarcity.claims import holdout_bucket
+from personalization.services.scarcity.offers import offer_stock_set
 from tests.journeys.helpers import JourneySessionFactory, TouchpointFactory, start
+from tests.personalization.helpers import approved, created
 
 TEMPLATES = {
     TriggerType.SOCIAL_PROOF_VIEWS: "{count} people viewed this {window}",
@@ -27,21 +28,14 @@ TEMPLATES = {
 }
 
 
-def staff(django_user_model, username: str, group: str):
-    user = django_user_model.objects.create_user(username, password=f"pw-{username}-12345", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
 def reload_config() -> None:
     """Approvals bump the configuration version on commit, which a test transaction never
     reaches; dropping the process caches makes the next read load what is stored."""
     VersionedCache.clear_all()
 
 
-def approve(obj, marketer, approver):
-    approval_decide(request=approval_submit(obj=obj, requester=marketer), decider=approver, approve=True)
-    obj.refresh_from_db()
+def approve(obj, people):
+    obj = approved(obj, people)
     reload_config()
     return obj
 
@@ -60,23 +54,26 @@ def live_offer(
     stock_at: datetime | None = None,
     restock_at: datetime | None = None,
 ) -> Offer:
-    """A published offer: through approval with a discount, else the publish action."""
-    marketer, approver = people
-    offer = Offer.objects.create(
-        site=site,
-        name=name,
-        sku=sku,
-        price=Decimal(price),
-        discount_percent=Decimal(discount),
-        starts_at=starts_at,
-        ends_at=ends_at,
-        stock_remaining=stock,
-        stock_updated_at=(stock_at or timezone.now()) if stock is not None else None,
-        restock_at=restock_at,
-        created_by=marketer,
+    """A published offer: through approval with a discount, else the publish action; its
+    stock, if any, reported by the marketer as of ``stock_at`` (default now)."""
+    marketer, _ = people
+    offer = created(
+        Offer(
+            site=site,
+            name=name,
+            sku=sku,
+            price=Decimal(price),
+            discount_percent=Decimal(discount),
+            starts_at=starts_at,
+            ends_at=ends_at,
+            restock_at=restock_at,
+        ),
+        people,
     )
+    if stock is not None:
+        offer_stock_set(offer=offer, stock_remaining=stock, actor=marketer, now=stock_at or timezone.now())
     if offer.needs_approval:
-        return approve(offer, marketer, approver)
+        return approve(offer, people)
     offer = offer_publish_without_approval(offer=offer, actor=marketer)
     reload_config()
     return offer
@@ -84,17 +81,18 @@ def live_offer(
 
 def carrying_variant(site, offer, people, *, key: str = "offer-banner", **fields) -> ContentVariant:
     """A live variant in the ``offer_banner`` slot that carries ``offer``."""
-    marketer, approver = people
     slot, _ = Slot.objects.get_or_create(site=site, key="offer_banner", defaults={"name": "Offer banner"})
-    variant = ContentVariant.objects.create(
-        site=site, slot=slot, key=key, name=key, payload={"headline": offer.name}, offer=offer, **fields
+    variant = created(
+        ContentVariant(
+            site=site, slot=slot, key=key, name=key, payload={"headline": offer.name}, offer=offer, **fields
+        ),
+        people,
     )
-    return approve(variant, marketer, approver)
+    return approve(variant, people)
 
 
 def make_rule(site, offer, trigger: str, people, *, approved: bool = True, **fields) -> ScarcityRule:
     """A rule (no holdout unless asked), approved by default."""
-    marketer, approver = people
     values = {
         "key": trigger.replace("_", "-"),
         "name": trigger,
@@ -102,11 +100,9 @@ def make_rule(site, offer, trigger: str, people, *, approved: bool = True, **fie
         "holdout_share": 0.0,
         **fields,
     }
-    rule = ScarcityRule(site=site, offer=offer, trigger_type=trigger, created_by=marketer, **values)
-    rule.full_clean()
-    rule.save()
+    rule = created(ScarcityRule(site=site, offer=offer, trigger_type=trigger, **values), people)
     if approved:
-        return approve(rule, marketer, approver)
+        return approve(rule, people)
     return rule
 
 

@@ -1,7 +1,6 @@
 """The admin as marketers, approvers and analysts use it, through Django's test client."""
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
@@ -17,29 +16,14 @@ from personalization.models import (
     Status,
 )
 from personalization.services.approvals import approval_decide, approval_submit
+from tests.personalization.helpers import approved, staff
 
 VARIANT_CHECKLIST = ["Brand and tone are right", "Claims in the copy are true", "Links work"]
 
 
-def _user(django_user_model, username: str, group: str):
-    user = django_user_model.objects.create_user(username, password=f"pw-{username}-12345", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-@pytest.fixture
-def marketer(django_user_model):
-    return _user(django_user_model, "mia", "Marketers")
-
-
-@pytest.fixture
-def approver(django_user_model):
-    return _user(django_user_model, "ada", "Approvers")
-
-
 @pytest.fixture
 def analyst(django_user_model):
-    return _user(django_user_model, "ana", "Analysts")
+    return staff(django_user_model, "ana", "Analysts")
 
 
 def _client(user) -> Client:
@@ -177,8 +161,9 @@ def test_approving_without_every_checklist_item_is_a_form_error_and_nothing_chan
     )
 
     assert response.status_code == 200
-    assert response.context["form"].non_field_errors() == ["Tick every checklist item before approving."]
-    assert b"Tick every checklist item before approving." in response.content
+    refusal = "Tick every checklist item before approving. Not ticked: Links work."
+    assert response.context["form"].non_field_errors() == [refusal]
+    assert refusal.encode() in response.content
     assert (_request_state(request.pk), _variant_state(variant.pk)) == before
     assert list(AuditLog.objects.values_list("action", flat=True)) == ["submitted"]
 
@@ -222,7 +207,7 @@ def test_rejecting_needs_a_comment_and_then_returns_the_variant_to_draft(variant
 def test_editing_a_live_variant_in_the_admin_makes_version_2_while_version_1_keeps_serving(
     site, slot, variant, marketer, approver
 ):
-    approval_decide(request=approval_submit(obj=variant, requester=marketer), decider=approver, approve=True)
+    approved(variant, (marketer, approver))
 
     response = _client(marketer).post(
         reverse("admin:personalization_contentvariant_change", args=[variant.pk]),
@@ -259,7 +244,7 @@ def test_saving_an_unchanged_form_makes_no_new_version(site, slot, variant, mark
 
 
 def test_approvals_queue_lists_pending_first_and_shows_the_diff_of_version_2(variant, marketer, approver):
-    approval_decide(request=approval_submit(obj=variant, requester=marketer), decider=approver, approve=True)
+    approved(variant, (marketer, approver))
     client = _client(marketer)
     client.post(
         reverse("admin:personalization_contentvariant_change", args=[variant.pk]),
@@ -284,7 +269,7 @@ def test_approvals_queue_lists_pending_first_and_shows_the_diff_of_version_2(var
 
 
 def test_my_requests_filter_shows_only_what_i_submitted(site, slot, variant, marketer, django_user_model):
-    colleague = _user(django_user_model, "max", "Marketers")
+    colleague = staff(django_user_model, "max", "Marketers")
     other = ContentVariant.objects.create(site=site, slot=slot, key="hero-c", name="Hero C", created_by=colleague)
     mine = approval_submit(obj=variant, requester=marketer)
     approval_submit(obj=other, requester=colleague)

@@ -7,7 +7,6 @@ PostgreSQL) against 9 for one rule; now it costs 10 queries and one Redis read.
 
 from __future__ import annotations
 
-import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
@@ -17,14 +16,9 @@ from django.urls import reverse
 from personalization.models import TriggerType
 from personalization.services.approvals import approvable_edit
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
-from tests.personalization.scarcity_helpers import live_offer, make_rule, staff
+from tests.personalization.scarcity_helpers import live_offer, make_rule
 
 LIST = "admin:personalization_scarcityrule_changelist"
-
-
-@pytest.fixture
-def people(django_user_model):
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
 
 
 def _rules(site, people, numbers: range) -> None:

@@ -9,21 +9,9 @@ from personalization.services.approvals import (
     approvable_edit,
     approval_decide,
     approval_submit,
+    checklist_all_ticked,
 )
-
-
-@pytest.fixture
-def marketer(django_user_model):
-    user = django_user_model.objects.create_user("mia", password="pw-mia-12345", is_staff=True)
-    user.groups.add(Group.objects.get(name="Marketers"))
-    return user
-
-
-@pytest.fixture
-def approver(django_user_model):
-    user = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
-    user.groups.add(Group.objects.get(name="Approvers"))
-    return user
+from tests.personalization.helpers import approved, staff
 
 
 @pytest.fixture
@@ -66,7 +54,7 @@ def test_database_refuses_a_request_decided_by_its_requester(variant, marketer):
 
 
 def test_non_approver_cannot_decide(variant, marketer, django_user_model):
-    other = django_user_model.objects.create_user("otto", password="pw-otto-12345", is_staff=True)
+    other = staff(django_user_model, "otto")
     request = approval_submit(obj=variant, requester=marketer)
     with pytest.raises(NotAnApprover):
         approval_decide(request=request, decider=other, approve=True)
@@ -77,7 +65,9 @@ def test_non_approver_cannot_decide(variant, marketer, django_user_model):
 def test_approval_publishes_the_submitted_version(variant, marketer, approver):
     request = approval_submit(obj=variant, requester=marketer)
 
-    approval_decide(request=request, decider=approver, approve=True, comment="ok", checklist={"Links work": True})
+    approval_decide(
+        request=request, decider=approver, approve=True, comment="ok", checklist=checklist_all_ticked(request)
+    )
 
     variant.refresh_from_db()
     assert variant.status == Status.LIVE
@@ -90,7 +80,7 @@ def test_approval_publishes_the_submitted_version(variant, marketer, approver):
 
 
 def test_edited_live_variant_keeps_serving_approved_version_until_edit_is_approved(variant, marketer, approver):
-    approval_decide(request=approval_submit(obj=variant, requester=marketer), decider=approver, approve=True)
+    approved(variant, (marketer, approver))
 
     approvable_edit(obj=variant, actor=marketer, changes={"payload": {"headline": "Faster"}})
     variant.refresh_from_db()
@@ -102,7 +92,7 @@ def test_edited_live_variant_keeps_serving_approved_version_until_edit_is_approv
     variant.refresh_from_db()
     assert variant.published["payload"] == {"headline": "Fast"}
 
-    approval_decide(request=request, decider=approver, approve=True)
+    approval_decide(request=request, decider=approver, approve=True, checklist=checklist_all_ticked(request))
     variant.refresh_from_db()
     assert (variant.version, variant.status, variant.published_version) == (2, Status.LIVE, 2)
     assert variant.published["payload"] == {"headline": "Faster"}
@@ -124,7 +114,7 @@ def test_stock_update_changes_no_version_and_is_audited(site, marketer, approver
     from personalization.models import Offer
 
     offer = Offer.objects.create(site=site, name="Kit", sku="K1", price=Decimal("10.00"), discount_percent=Decimal(10))
-    approval_decide(request=approval_submit(obj=offer, requester=marketer), decider=approver, approve=True)
+    approved(offer, (marketer, approver))
 
     approvable_edit(obj=offer, actor=marketer, changes={"stock_remaining": 3})
 

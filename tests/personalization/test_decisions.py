@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 
 from journeys.models import Visitor
@@ -20,24 +19,8 @@ from personalization.models import (
     Slot,
 )
 from personalization.selectors import ArmConfig, ExperimentConfig
-from personalization.services.approvals import approval_decide, approval_submit
 from tests.journeys.helpers import start
-
-
-@pytest.fixture
-def people(django_user_model):
-    marketer = django_user_model.objects.create_user("mia", password="pw-mia-12345", is_staff=True)
-    marketer.groups.add(Group.objects.get(name="Marketers"))
-    approver = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
-    approver.groups.add(Group.objects.get(name="Approvers"))
-    return marketer, approver
-
-
-def publish(obj, people):
-    marketer, approver = people
-    approval_decide(request=approval_submit(obj=obj, requester=marketer), decider=approver, approve=True)
-    obj.refresh_from_db()
-    return obj
+from tests.personalization.helpers import approved
 
 
 @pytest.fixture
@@ -53,7 +36,7 @@ def hero(site, people, django_capture_on_commit_callbacks):
             site=site, slot=slot, key=key, name=key, payload={"headline": key}, **extra
         )
         with django_capture_on_commit_callbacks(execute=True):
-            variants[key] = publish(variant, people)
+            variants[key] = approved(variant, people)
     return slot, variants
 
 
@@ -118,7 +101,7 @@ def experiment(site, hero, people, django_capture_on_commit_callbacks):
     ExperimentArm.objects.create(experiment=experiment, variant=variants["hero-default"], is_control=True, weight=0.5)
     ExperimentArm.objects.create(experiment=experiment, variant=variants["hero-viral"], weight=0.5)
     with django_capture_on_commit_callbacks(execute=True):
-        return publish(experiment, people)
+        return approved(experiment, people)
 
 
 def test_assignment_is_sticky_and_recorded(api, experiment):

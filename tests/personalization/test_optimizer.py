@@ -24,7 +24,12 @@ from personalization.models import (
     RequestStatus,
     Status,
 )
-from personalization.services.approvals import DECISIONS_NAMESPACE, NotAnApprover, SelfApprovalRefused
+from personalization.services.approvals import (
+    DECISIONS_NAMESPACE,
+    NotAnApprover,
+    SelfApprovalRefused,
+    checklist_all_ticked,
+)
 from personalization.services.optimizer import (
     OPTIMIZER_USERNAME,
     experiment_results,
@@ -34,11 +39,11 @@ from personalization.services.optimizer import (
     proposal_decide,
 )
 from personalization.tasks import optimize_experiments_task
+from tests.personalization.helpers import staff
 from tests.personalization.optimizer_helpers import (
     add_traffic,
     convert,
     live_experiment,
-    make_user,
     state,
     variant,
 )
@@ -57,11 +62,6 @@ def weights_of(experiment) -> list[float]:
 def traffic(experiment, counts: dict[str, tuple[int, int]], **kwargs) -> None:
     for letter, (exposures, conversions) in counts.items():
         add_traffic(experiment, letter, exposures=exposures, conversions=conversions, **kwargs)
-
-
-@pytest.fixture
-def approver(django_user_model):
-    return make_user(django_user_model, "ada", "Approvers")
 
 
 # --- results --------------------------------------------------------------------------
@@ -387,6 +387,13 @@ def test_optimizer_runs_every_cadence_from_beat():
 # --- approvers' decisions -------------------------------------------------------------
 
 
+def ticked(proposal) -> dict:
+    """The proposal's request's checklist, every item ticked."""
+    return checklist_all_ticked(
+        ApprovalRequest.objects.get(object_id=proposal.pk, content_type__model="optimizationproposal")
+    )
+
+
 @pytest.fixture
 def winner_proposal(site):
     experiment = live_experiment(site, minimum_sample=500)
@@ -399,7 +406,13 @@ def test_approving_a_winner_ends_the_experiment(winner_proposal, approver, djang
     version = current_version(DECISIONS_NAMESPACE)
 
     with django_capture_on_commit_callbacks(execute=True):
-        proposal_decide(proposal=winner_proposal, decider=approver, approve=True, comment="clear win")
+        proposal_decide(
+            proposal=winner_proposal,
+            decider=approver,
+            approve=True,
+            comment="clear win",
+            checklist=ticked(winner_proposal),
+        )
 
     experiment = winner_proposal.experiment
     experiment.refresh_from_db()
@@ -426,7 +439,7 @@ def test_approving_a_pending_reweight_applies_its_weights(site, approver):
     traffic(experiment, {"a": (1000, 100), "b": (1000, 140)})
     [proposal] = experiments_optimize(now=NOW)
 
-    proposal_decide(proposal=proposal, decider=approver, approve=True)
+    proposal_decide(proposal=proposal, decider=approver, approve=True, checklist=ticked(proposal))
 
     assert weights_of(experiment) == [row["to"] for row in proposal.proposed["weights"]]
 
@@ -436,7 +449,7 @@ def test_approving_a_pause_pauses_the_arm(site, approver):
     traffic(experiment, {"a": (600, 60), "b": (600, 66), "c": (600, 25)})
     [proposal] = experiments_optimize(now=NOW)
 
-    proposal_decide(proposal=proposal, decider=approver, approve=True)
+    proposal_decide(proposal=proposal, decider=approver, approve=True, checklist=ticked(proposal))
 
     paused = dict(ExperimentArm.objects.filter(experiment=experiment).values_list("variant__key", "is_paused"))
     assert paused == {"hero-test-a": False, "hero-test-b": False, "hero-test-c": True}
@@ -461,8 +474,8 @@ def test_rejection_changes_only_the_proposal_and_its_request(winner_proposal, ap
 def test_refused_deciders_change_nothing(winner_proposal, django_user_model, who, refusal):
     decider = {
         "optimizer": lambda: optimizer_user(),
-        "marketer": lambda: make_user(django_user_model, "mia", "Marketers"),
-        "staff": lambda: make_user(django_user_model, "sam"),
+        "marketer": lambda: staff(django_user_model, "mia", "Marketers"),
+        "staff": lambda: staff(django_user_model, "sam"),
     }[who]()
     before = state()
 

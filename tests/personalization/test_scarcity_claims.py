@@ -35,14 +35,8 @@ from tests.personalization.scarcity_helpers import (
     minutes,
     purchases,
     sku_touchpoints,
-    staff,
     visit,
 )
-
-
-@pytest.fixture
-def people(django_user_model):
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
 
 
 def test_view_count_is_the_distinct_sessions_of_this_site_in_the_window(site, other_site, api, people):

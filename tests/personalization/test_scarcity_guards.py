@@ -33,26 +33,22 @@ from personalization.services.approvals import (
     approvable_edit,
     approval_decide,
     approval_submit,
+    checklist_all_ticked,
 )
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
 from personalization.services.scarcity.monitor_flags import scarcity_monitor
 from personalization.services.scarcity.offers import OfferTermsRefused, offer_edit
 from personalization.services.scarcity.sensitivity import scarcity_sensitivity_learn
 from tests.journeys.helpers import JourneySessionFactory
+from tests.personalization.helpers import offer_admin_form, staff
 from tests.personalization.scarcity_helpers import (
     cues,
     live_offer,
     make_rule,
     reload_config,
     session_of,
-    staff,
     visit,
 )
-
-
-@pytest.fixture
-def people(django_user_model):
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
 
 
 def _client(user) -> Client:
@@ -158,30 +154,6 @@ def test_a_deadline_visitors_saw_a_countdown_to_cannot_move_later(site, api, peo
     assert earlier.version == 2
 
 
-def _offer_form(offer: Offer, **overrides) -> dict:
-    def split(moment):
-        return (moment.strftime("%Y-%m-%d"), moment.strftime("%H:%M:%S")) if moment else ("", "")
-
-    starts, ends = split(offer.starts_at), split(offer.ends_at)
-    data = {
-        "site": offer.site_id,
-        "name": offer.name,
-        "sku": offer.sku,
-        "price": str(offer.price),
-        "currency": offer.currency,
-        "discount_percent": str(offer.discount_percent),
-        "starts_at_0": starts[0],
-        "starts_at_1": starts[1],
-        "ends_at_0": ends[0],
-        "ends_at_1": ends[1],
-        "stock_remaining": "" if offer.stock_remaining is None else offer.stock_remaining,
-        "restock_at_0": "",
-        "restock_at_1": "",
-        "_save": "Save",
-    }
-    return data | overrides
-
-
 def test_admin_refuses_a_relaunch_with_a_clear_message_and_changes_nothing(ended_offer, people):
     marketer, _ = people
     new_end = timezone.now() + timedelta(days=7)
@@ -189,7 +161,7 @@ def test_admin_refuses_a_relaunch_with_a_clear_message_and_changes_nothing(ended
 
     response = _client(marketer).post(
         reverse("admin:personalization_offer_change", args=[ended_offer.pk]),
-        _offer_form(ended_offer, ends_at_0=new_end.strftime("%Y-%m-%d"), ends_at_1="12:00:00"),
+        offer_admin_form(ended_offer, ends_at_0=new_end.strftime("%Y-%m-%d"), ends_at_1="12:00:00"),
     )
 
     assert response.status_code == 200  # the form again, with the error
@@ -209,7 +181,7 @@ def test_admin_stock_edit_refreshes_the_low_stock_evidence(site, api, people, dj
 
     with django_capture_on_commit_callbacks(execute=True):
         response = _client(marketer).post(
-            reverse("admin:personalization_offer_change", args=[offer.pk]), _offer_form(offer, stock_remaining=0)
+            reverse("admin:personalization_offer_change", args=[offer.pk]), offer_admin_form(offer, stock_remaining=0)
         )
 
     assert response.status_code == 302
@@ -230,7 +202,9 @@ def live_low_stock(site, api, people):
     return rule
 
 
-def test_a_marketer_editing_live_wording_makes_a_draft_and_the_approved_text_keeps_showing(live_low_stock, people):
+def test_a_marketer_editing_live_wording_makes_a_draft_and_the_approved_text_keeps_showing(
+    live_low_stock, people, django_user_model
+):
     marketer, approver = people
     edited = approvable_edit(obj=live_low_stock, actor=marketer, changes={"message_template": "Hurry: {stock} left"})
     reload_config()
@@ -242,13 +216,13 @@ def test_a_marketer_editing_live_wording_makes_a_draft_and_the_approved_text_kee
     request = approval_submit(obj=edited, requester=marketer)
     with pytest.raises(SelfApprovalRefused):
         approval_decide(request=request, decider=marketer, approve=True)
-    other_marketer = staff(type(marketer), "max", "Marketers")
+    other_marketer = staff(django_user_model, "max", "Marketers")
     with pytest.raises(NotAnApprover):
         approval_decide(request=request, decider=other_marketer, approve=True)
     reload_config()
     assert [cue["message"] for cue in cues("s-viewer")] == ["Only 3 left"]
 
-    approval_decide(request=request, decider=approver, approve=True)
+    approval_decide(request=request, decider=approver, approve=True, checklist=checklist_all_ticked(request))
     reload_config()
     assert [cue["message"] for cue in cues("s-viewer")] == ["Hurry: 3 left"]
     versions = list(ClaimLedger.objects.order_by("id").values_list("rule_version", "text"))

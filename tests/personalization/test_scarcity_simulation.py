@@ -22,7 +22,8 @@ from personalization.services.scarcity.evidence import (
     viewers_count,
 )
 from personalization.services.scarcity.offers import offer_stock_set
-from tests.personalization.scarcity_helpers import carrying_variant, live_offer, make_rule, staff
+from tests.personalization.helpers import make_people
+from tests.personalization.scarcity_helpers import carrying_variant, live_offer, make_rule
 
 SKU = "SIM1"
 VISITORS = 25
@@ -56,7 +57,7 @@ def test_no_cue_shown_to_simulated_traffic_contradicts_its_evidence(live_server,
     assert any(s.truth.purchased for v in first_phase for s in v.sessions)  # purchases to count in phase 2
 
     site = site_create(name="Sim", domain="sim.example")
-    people = staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
+    people = make_people(django_user_model)
     began = timezone.now()
     ends_at = (began + timedelta(seconds=RUNS_FOR)).replace(microsecond=0)
     offer = live_offer(

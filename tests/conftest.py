@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from analytics import monitor
 from config.celery import app as celery_app
 from core.config_cache import VersionedCache
 from journeys.services.sites import site_create
@@ -15,7 +16,12 @@ from journeys.services.sites import site_create
 
 @pytest.fixture(autouse=True)
 def _fresh_cache_and_eager_tasks():
-    """Each test starts with empty Redis cache and process caches, tasks eager."""
+    """Each test starts with empty Redis cache and process caches, tasks eager.
+
+    Live-monitor events an earlier test queued are sent first: the publisher thread sends
+    in batches, and one sent after the clear would number into this test's feed.
+    """
+    monitor.monitor_flush(10)
     cache.clear()
     VersionedCache.clear_all()
     celery_app.conf.task_always_eager = True

@@ -21,10 +21,12 @@ the latest per rule) and in Redis (one key per rule). What "viewed the offer" an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
 from core.config_cache import VersionedCache, bump
@@ -137,8 +139,9 @@ def scarcity_evidence_refresh(
     """Measure the evidence of every live rule (optionally of a site, offers or triggers).
 
     Writes the latest evidence per rule to PostgreSQL, then the same documents to Redis,
-    one key per rule. Idempotent: a second run overwrites with newer numbers. Returns
-    how many rules were measured.
+    one key per rule. Idempotent: a second run overwrites with newer numbers, and an
+    overlapping run that measured earlier overwrites nothing. Returns how many rules
+    were measured.
     """
     now = now or timezone.now()
     rules = [rule for site_rules in live_rules_load().values() for rule in site_rules]
@@ -156,25 +159,34 @@ def scarcity_evidence_refresh(
     docs = {
         rule.id: evidence_measure(rule, offers.get(rule.offer.id) if rule.offer else None, now=now) for rule in rules
     }
-    RuleEvidence.objects.bulk_create(
-        [
-            RuleEvidence(
-                rule_id=rule_id,
-                rule_version=doc["rule_version"],
-                values=doc["values"],
-                measured_at=as_datetime(doc["measured_at"]),
-                computed_at=now,
-            )
-            for rule_id, doc in docs.items()
-        ],
-        update_conflicts=True,
-        unique_fields=["rule"],
-        update_fields=["rule_version", "values", "measured_at", "computed_at"],
-    )
-    cache.set_many({EVIDENCE_KEY.format(rule_id): doc for rule_id, doc in docs.items()}, timeout=EVIDENCE_TTL)
+    stored = _evidence_store(docs, now=now)
+    cache.set_many({EVIDENCE_KEY.format(rule_id): docs[rule_id] for rule_id in stored}, timeout=EVIDENCE_TTL)
     live_evidence.clear()
     bump(EVIDENCE_NAMESPACE)
     return len(docs)
+
+
+def _evidence_store(docs: dict[int, dict], *, now: datetime) -> list[int]:
+    """Upsert the documents measured at ``now``; the rules whose stored evidence was not newer.
+
+    Two refreshes can overlap (the minute's run, and the stock feed's refresh of one
+    offer): a run that measured earlier never overwrites what a later one stored, in
+    PostgreSQL or, since only the rules returned here are cached, in Redis.
+    """
+    table = RuleEvidence._meta.db_table
+    rows, params = [], []
+    for rule_id, doc in docs.items():
+        rows.append("(%s, %s, %s::jsonb, %s, %s)")
+        params += [rule_id, doc["rule_version"], json.dumps(doc["values"]), as_datetime(doc["measured_at"]), now]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (rule_id, rule_version, values, measured_at, computed_at) VALUES {', '.join(rows)} "
+            "ON CONFLICT (rule_id) DO UPDATE SET rule_version = EXCLUDED.rule_version, values = EXCLUDED.values, "
+            f"measured_at = EXCLUDED.measured_at, computed_at = EXCLUDED.computed_at "
+            f"WHERE {table}.computed_at <= EXCLUDED.computed_at RETURNING rule_id",
+            params,
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def evidence_read(rule_ids: Iterable[int]) -> dict[int, dict]:

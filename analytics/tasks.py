@@ -9,7 +9,7 @@ from analytics.rollups import rollups_update
 from core.tasks import periodic_task
 
 
-@periodic_task(expires=settings.MONITOR_COUNTERS_SECONDS, max_retries=1)
+@periodic_task(expires=settings.MONITOR_COUNTERS_SECONDS, max_retries=1, time_limit=30, soft_time_limit=25)
 def monitor_counters_task() -> int:
     """Count and send the live monitor's counters; safe to run twice. Returns sites sent."""
     return monitor_counters_publish()

@@ -13,7 +13,7 @@ def optimize_experiments_task(site_id: int | None = None) -> int:
     return len(experiments_optimize(site_id=site_id))
 
 
-@periodic_task(expires=settings.SCARCITY_EVIDENCE_SECONDS, max_retries=3)
+@periodic_task(expires=settings.SCARCITY_EVIDENCE_SECONDS, max_retries=3, time_limit=60, soft_time_limit=50)
 def scarcity_evidence_task(site_id: int | None = None) -> int:
     """Recount the evidence of every live scarcity rule; safe to run twice. Returns rules measured."""
     return scarcity_evidence_refresh(site_id=site_id)

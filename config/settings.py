@@ -15,6 +15,11 @@
 | SECURE_PROXY_SSL_HEADER | unset | behind a TLS-terminating proxy: the header it sets, e.g. ``X-Forwarded-Proto`` |
 | CELERY_BROKER_URL | REDIS_URL | broker for Celery (Redis or RabbitMQ) |
 | CELERY_TASK_ALWAYS_EAGER | ``false`` | run tasks inline (tests only) |
+| CELERY_TASK_TIME_LIMIT | ``300`` | seconds a task may run before it is killed; broker visibility timeout: + 60 s |
+| CELERY_TASK_SOFT_TIME_LIMIT | ``240`` | seconds after which a task is told to stop |
+| QUEUE_HOT, QUEUE_BATCH | ``hot``, ``batch`` | the Celery queues of near-real-time and of batch work |
+| SESSION_CLOSE_BUDGET_SECONDS | ``45`` | one idle-session closing run stops after this long; the next goes on |
+| SESSION_CLOSE_BATCH_SIZE | ``2000`` | idle sessions closed per statement and transaction |
 | SESSION_IDLE_MINUTES | ``30`` | a session without activity this long is closed |
 | TOUCHPOINT_RETENTION_DAYS | ``395`` | raw touchpoints older than this are purged |
 | OPTIMIZER_CADENCE_MINUTES | ``5`` | the experiment optimizer runs, and windows its proposals, this often |
@@ -122,6 +127,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "corsheaders",
     "channels",
+    "core",
     "journeys",
     "personalization",
     "analytics",
@@ -290,7 +296,26 @@ CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message is acknowledged after its task ran. If the whole worker dies (kill -9, a lost
+# machine), its unacknowledged message goes back to the queue once the visibility
+# timeout has passed, at the next sweep of any running worker (every 10 s). The timeout
+# must exceed the longest run (the hard time limit: no task may set a longer one), or a
+# running task's message would be handed to a second worker; so it is derived from it.
+BROKER_VISIBILITY_MARGIN_SECONDS = 60
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT + BROKER_VISIBILITY_MARGIN_SECONDS,
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
+# Two queues, each with its own worker (README, "Running ... scaled out"): near-real-time
+# work that a visitor or a watcher sees within seconds (scarcity evidence, the live
+# monitor's counters) never waits behind batch work (idle-session closing, rollups, the
+# optimizer, training, the purge). A task without a route goes to the batch queue.
+QUEUE_HOT = os.environ.get("QUEUE_HOT", "hot")
+QUEUE_BATCH = os.environ.get("QUEUE_BATCH", "batch")
+HOT_TASKS = ["analytics.tasks.monitor_counters_task", "personalization.tasks.scarcity_evidence_task"]
+CELERY_TASK_DEFAULT_QUEUE = QUEUE_BATCH
+CELERY_TASK_ROUTES = {name: {"queue": QUEUE_HOT} for name in HOT_TASKS}
 CELERY_TIMEZONE = TIME_ZONE
 # The experiment optimizer's cadence: one pass, and at most one bandit reweight, per window.
 OPTIMIZER_CADENCE_MINUTES = int(os.environ.get("OPTIMIZER_CADENCE_MINUTES", "5"))
@@ -302,46 +327,32 @@ SCARCITY_STOCK_STILL_HOURS = float(os.environ.get("SCARCITY_STOCK_STILL_HOURS", 
 SCARCITY_RELAUNCH_COOLDOWN_DAYS = int(os.environ.get("SCARCITY_RELAUNCH_COOLDOWN_DAYS", "30"))
 # The live monitor's counters: one beat task for all web processes (analytics/monitor.py).
 MONITOR_COUNTERS_SECONDS = int(os.environ.get("MONITOR_COUNTERS_SECONDS", "5"))
+
+
+def _every(task: str, seconds: float) -> dict:
+    """A beat entry sent to its task's queue (``CELERY_TASK_ROUTES``, else the batch queue)."""
+    queue = QUEUE_HOT if task in HOT_TASKS else QUEUE_BATCH
+    return {"task": task, "schedule": float(seconds), "options": {"queue": queue}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    "monitor-counters": {
-        "task": "analytics.tasks.monitor_counters_task",
-        "schedule": float(MONITOR_COUNTERS_SECONDS),
-    },
-    "close-idle-sessions": {
-        "task": "journeys.tasks.close_idle_sessions_task",
-        "schedule": 60.0,
-    },
-    "optimize-experiments": {
-        "task": "personalization.tasks.optimize_experiments_task",
-        "schedule": OPTIMIZER_CADENCE_MINUTES * 60.0,
-    },
-    "scarcity-evidence": {
-        "task": "personalization.tasks.scarcity_evidence_task",
-        "schedule": float(SCARCITY_EVIDENCE_SECONDS),
-    },
-    "scarcity-monitor": {
-        "task": "personalization.tasks.scarcity_monitor_task",
-        "schedule": SCARCITY_MONITOR_MINUTES * 60.0,
-    },
-    "scarcity-sensitivity": {
-        "task": "personalization.tasks.scarcity_sensitivity_task",
-        "schedule": SCARCITY_MONITOR_MINUTES * 60.0,
-    },
-    "analytics-rollups": {
-        "task": "analytics.tasks.rollups_update_task",
-        "schedule": 60.0,
-    },
-    "purge-touchpoints": {
-        "task": "analytics.tasks.touchpoints_purge_task",
-        "schedule": 24 * 3600.0,
-    },
-    "train-conversion-models": {
-        "task": "analytics.tasks.train_conversion_models_task",
-        "schedule": 3600.0,
-    },
+    "monitor-counters": _every("analytics.tasks.monitor_counters_task", MONITOR_COUNTERS_SECONDS),
+    "scarcity-evidence": _every("personalization.tasks.scarcity_evidence_task", SCARCITY_EVIDENCE_SECONDS),
+    "close-idle-sessions": _every("journeys.tasks.close_idle_sessions_task", 60),
+    "optimize-experiments": _every("personalization.tasks.optimize_experiments_task", OPTIMIZER_CADENCE_MINUTES * 60),
+    "scarcity-monitor": _every("personalization.tasks.scarcity_monitor_task", SCARCITY_MONITOR_MINUTES * 60),
+    "scarcity-sensitivity": _every("personalization.tasks.scarcity_sensitivity_task", SCARCITY_MONITOR_MINUTES * 60),
+    "analytics-rollups": _every("analytics.tasks.rollups_update_task", 60),
+    "purge-touchpoints": _every("analytics.tasks.touchpoints_purge_task", 24 * 3600),
+    "train-conversion-models": _every("analytics.tasks.train_conversion_models_task", 3600),
 }
 
 SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "30"))
+# One run of idle-session closing stops after this many seconds (well inside its soft
+# time limit and its one-minute beat); the next run goes on with what is left.
+SESSION_CLOSE_BUDGET_SECONDS = float(os.environ.get("SESSION_CLOSE_BUDGET_SECONDS", "45"))
+# Sessions closed per statement and transaction.
+SESSION_CLOSE_BATCH_SIZE = int(os.environ.get("SESSION_CLOSE_BATCH_SIZE", "2000"))
 TOUCHPOINT_RETENTION_DAYS = int(os.environ.get("TOUCHPOINT_RETENTION_DAYS", "395"))
 
 # Ingestion limits (PRODUCT.md section 4).

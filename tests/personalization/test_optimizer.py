@@ -381,6 +381,7 @@ def test_optimizer_runs_every_cadence_from_beat():
     assert settings.CELERY_BEAT_SCHEDULE["optimize-experiments"] == {
         "task": "personalization.tasks.optimize_experiments_task",
         "schedule": settings.OPTIMIZER_CADENCE_MINUTES * 60.0,
+        "options": {"queue": "batch"},
     }
 
 

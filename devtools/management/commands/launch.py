@@ -4,10 +4,11 @@ Migrates, collects static files, makes sure an ``admin`` superuser and the demo 
 with its content exist (:mod:`devtools.demo_content`: slots, approved variants, a
 running experiment and a bandit, offers, approved urgency rules, and - the first time -
 30 days of rolled-up history, so every dashboard shows something), gives the demo site
-a new secret key, prints how to log in, then runs the web server, a Celery worker,
-Celery beat and the demo shop (:mod:`devtools.demo_shop`, on a second origin, talking
-to the engine only through the browser SDK; its backend feeds the stock with the
-secret key) as child processes until Ctrl-C or SIGTERM.
+a new secret key, prints how to log in, then runs the web server, two Celery workers
+(one per queue: hot and batch), Celery beat and the demo shop
+(:mod:`devtools.demo_shop`, on a second origin, talking to the engine only through the
+browser SDK; its backend feeds the stock with the secret key) as child processes until
+Ctrl-C or SIGTERM.
 
 The children find PostgreSQL and Redis through ``DATABASE_URL`` and ``REDIS_URL`` in
 their environment, and the keys through ``SECRET_KEY`` and ``HASH_KEY``. Without the
@@ -284,7 +285,7 @@ class Command(BaseCommand):
     # Children ----------------------------------------------------------------------
 
     def start_children(self, children: list[Child], host: str, port: int, access_log: bool) -> None:
-        """Start web, worker and beat, appending each to ``children`` as soon as it runs."""
+        """Start web, the workers and beat, appending each to ``children`` as soon as it runs."""
         python = sys.executable
         web = [python, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port)]
         if not access_log:
@@ -292,13 +293,35 @@ class Command(BaseCommand):
         schedule = Path(settings.DATA_DIR) / "celerybeat-schedule"
         # Routine periodic runs log at debug (config/logfilters.py): LOG_LEVEL=DEBUG shows them.
         level = os.environ.get("LOG_LEVEL", "INFO").lower()
+        # One worker per queue (config/settings.py): the hot one never waits behind batch work.
         specs = [
             ("web", web),
-            ("worker", [python, "-m", "celery", "-A", "config", "worker", "--concurrency", "2", "-l", level]),
+            ("worker-hot", self.worker_argv(settings.QUEUE_HOT, concurrency=1, level=level)),
+            ("worker-batch", self.worker_argv(settings.QUEUE_BATCH, concurrency=2, level=level)),
             ("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", level, "--schedule", str(schedule)]),
         ]
         for name, argv in specs:
             self.start_child(children, name, argv)
+
+    @staticmethod
+    def worker_argv(queue: str, *, concurrency: int, level: str) -> list[str]:
+        """A Celery worker consuming only ``queue``, named after it."""
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@%h",
+            "--concurrency",
+            str(concurrency),
+            "-l",
+            level,
+        ]
 
     def start_child(self, children: list[Child], name: str, argv: list[str], env: dict | None = None) -> None:
         child = Child(name, argv, cwd=settings.BASE_DIR, out=self.say, env={**plain_http_environment(), **(env or {})})

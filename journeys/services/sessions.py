@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core import hooks
@@ -318,42 +319,65 @@ def stage_advance(
     return session
 
 
-def sessions_close_idle(*, now: datetime | None = None, idle_minutes: int, batch_size: int = 5000) -> int:
+# One batch of idle-session closing: pick the oldest idle open sessions, skipping rows a
+# concurrent run (or a stage move) holds, and close them in the same statement with their
+# last touchpoint's page and type. The statement trigger marks their rollup keys dirty.
+_CLOSE_IDLE_BATCH = f"""
+WITH picked AS (
+    SELECT s.id FROM {JourneySession._meta.db_table} s
+    WHERE s.ended_at IS NULL AND s.last_activity_at < %(cutoff)s
+    ORDER BY s.last_activity_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {JourneySession._meta.db_table} s SET
+    ended_at = s.last_activity_at,
+    total_session_time = GREATEST(0, trunc(extract(epoch FROM s.last_activity_at - s.started_at)))::integer,
+    exit_point = jsonb_build_object(
+        'reason', 'idle',
+        'stage', s.current_stage,
+        'page_url', COALESCE(last.page_url, ''),
+        'touchpoint_type', COALESCE(last.type, '')
+    )
+FROM picked
+LEFT JOIN LATERAL (
+    SELECT t.page_url, t.type FROM {Touchpoint._meta.db_table} t
+    WHERE t.session_id = picked.id ORDER BY t.sequence DESC LIMIT 1
+) last ON true
+WHERE s.id = picked.id
+"""
+
+
+def sessions_close_idle(
+    *,
+    now: datetime | None = None,
+    idle_minutes: int,
+    batch_size: int = 2000,
+    budget_seconds: float | None = None,
+    on_batch: Callable[[int, float], None] | None = None,
+) -> int:
     """Close sessions idle for ``idle_minutes``: end time, session time, exit point.
 
-    One UPDATE per batch; safe to run twice (a closed session is not selected again).
-    The exit point is the last touchpoint's page, or the stage when there is none.
+    The session ends at its last activity; the exit point is the last touchpoint's page
+    and type (empty when there is none) and the stage. Work goes in batches of
+    ``batch_size``, oldest first, each one set-based statement in its own short
+    transaction (``FOR UPDATE SKIP LOCKED``: two concurrent runs close disjoint
+    sessions, and a closed session is never selected again, so a run is safe to repeat
+    or to kill). With ``budget_seconds`` the run stops after the batch that passes it,
+    leaving the rest to the next run. ``on_batch(closed, seconds)`` is told each
+    batch's size and transaction time. Returns how many sessions were closed.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=idle_minutes)
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     closed = 0
     while True:
-        with transaction.atomic():
-            ids = list(
-                JourneySession.objects.filter(ended_at__isnull=True, last_activity_at__lt=cutoff)
-                .order_by("last_activity_at")
-                .values_list("pk", flat=True)[:batch_size]
-                .select_for_update(skip_locked=True)
-            )
-            if not ids:
-                return closed
-            last_touch = Touchpoint.objects.filter(session_id=OuterRef("pk")).order_by("-sequence")
-            sessions = JourneySession.objects.filter(pk__in=ids).annotate(
-                last_url=Subquery(last_touch.values("page_url")[:1]),
-                last_type=Subquery(last_touch.values("type")[:1]),
-            )
-            updates = []
-            for session in sessions:
-                session.ended_at = session.last_activity_at
-                session.total_session_time = max(
-                    0, int((session.last_activity_at - session.started_at).total_seconds())
-                )
-                session.exit_point = {
-                    "reason": "idle",
-                    "stage": session.current_stage,
-                    "page_url": session.last_url or "",
-                    "touchpoint_type": session.last_type or "",
-                }
-                updates.append(session)
-            JourneySession.objects.bulk_update(updates, ["ended_at", "total_session_time", "exit_point"])
-            closed += len(updates)
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_CLOSE_IDLE_BATCH, {"cutoff": cutoff, "limit": batch_size})
+            count = cursor.rowcount
+        if on_batch is not None and count:
+            on_batch(count, time.perf_counter() - started)
+        closed += count
+        if count < batch_size or (deadline is not None and time.monotonic() >= deadline):
+            return closed

@@ -1,13 +1,9 @@
 """Closing idle sessions: the service, the Celery task run eagerly, and the task on a real worker."""
 
-import os
-import subprocess
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -15,7 +11,7 @@ from journeys.models import JourneySession
 from journeys.services.sessions import sessions_close_idle
 from journeys.tasks import close_idle_sessions_task
 from tests.journeys.helpers import JourneySessionFactory, TouchpointFactory
-from tests.processes import database_url_of_the_test_database, wait_for
+from tests.processes import celery_worker, wait_for
 
 IDLE_MINUTES = 30
 
@@ -141,53 +137,18 @@ def test_real_worker_closes_idle_sessions_from_the_broker(site, tmp_path):
         site=site, session_id="s-idle", started_at=now - timedelta(hours=3), last_activity_at=now - timedelta(hours=2)
     )
     JourneySessionFactory(site=site, session_id="s-active", last_activity_at=now)
-    # A queue of this run only, so a worker of a concurrent test run on the same broker cannot take the task.
     queue = f"journeys-test-{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, "DATABASE_URL": database_url_of_the_test_database(), "REDIS_URL": settings.REDIS_URL}
-    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
-    env.pop("CELERY_BROKER_URL", None)
-    log_path = tmp_path / "worker.log"
-    base_dir = Path(settings.BASE_DIR)
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [
-                str(base_dir / ".venv" / "bin" / "celery"),
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "--concurrency=1",
-                "-Q",
-                queue,
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=INFO",
-            ],
-            cwd=base_dir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        ready = wait_for(lambda: worker.poll() is not None or b" ready." in log_path.read_bytes(), timeout=60)
-        assert ready and worker.poll() is None, log_path.read_text()
-
+    with celery_worker(queue, tmp_path / "worker.log"):
         # when: the task goes through the real broker
         celery_app.conf.task_always_eager = False
-        close_idle_sessions_task.apply_async(queue=queue)
-
-        # then: the worker closed the idle session and only that one
-        closed = wait_for(lambda: JourneySession.objects.filter(pk=idle.pk, ended_at__isnull=False).exists(), 60)
-        assert closed, log_path.read_text()
-    finally:
-        celery_app.conf.task_always_eager = True
-        worker.terminate()
         try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+            close_idle_sessions_task.apply_async(queue=queue)
+
+            # then: the worker closed the idle session and only that one
+            closed = wait_for(lambda: JourneySession.objects.filter(pk=idle.pk, ended_at__isnull=False).exists(), 60)
+            assert closed, (tmp_path / "worker.log").read_text()
+        finally:
+            celery_app.conf.task_always_eager = True
     assert dict(JourneySession.objects.values_list("session_id", "ended_at")) == {
         "s-idle": idle.last_activity_at,
         "s-active": None,

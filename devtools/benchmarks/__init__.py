@@ -7,7 +7,16 @@ checks, the server under test and the report.
 
 from __future__ import annotations
 
-from devtools.benchmarks import conversion, dashboard, decision, experiments, ingestion, monitor, sdk
+from devtools.benchmarks import (
+    conversion,
+    dashboard,
+    decision,
+    experiments,
+    idle_sessions,
+    ingestion,
+    monitor,
+    sdk,
+)
 from devtools.benchmarks.base import Benchmark
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -19,6 +28,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         dashboard.BENCHMARK,
         decision.BENCHMARK,
         monitor.BENCHMARK,
+        idle_sessions.BENCHMARK,
         sdk.BENCHMARK,
     ]
 }

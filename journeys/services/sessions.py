@@ -325,7 +325,7 @@ def stage_advance(
 _CLOSE_IDLE_BATCH = f"""
 WITH picked AS (
     SELECT s.id FROM {JourneySession._meta.db_table} s
-    WHERE s.ended_at IS NULL AND s.last_activity_at < %(cutoff)s
+    WHERE s.ended_at IS NULL AND s.last_activity_at < %(cutoff)s{{site}}
     ORDER BY s.last_activity_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -355,6 +355,7 @@ def sessions_close_idle(
     batch_size: int = 2000,
     budget_seconds: float | None = None,
     on_batch: Callable[[int, float], None] | None = None,
+    site_id: int | None = None,
 ) -> int:
     """Close sessions idle for ``idle_minutes``: end time, session time, exit point.
 
@@ -365,16 +366,18 @@ def sessions_close_idle(
     sessions, and a closed session is never selected again, so a run is safe to repeat
     or to kill). With ``budget_seconds`` the run stops after the batch that passes it,
     leaving the rest to the next run. ``on_batch(closed, seconds)`` is told each
-    batch's size and transaction time. Returns how many sessions were closed.
+    batch's size and transaction time. ``site_id`` limits the run to one site (the
+    benchmark's own). Returns how many sessions were closed.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=idle_minutes)
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    sql = _CLOSE_IDLE_BATCH.format(site="" if site_id is None else " AND s.site_id = %(site)s")
     closed = 0
     while True:
         started = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_CLOSE_IDLE_BATCH, {"cutoff": cutoff, "limit": batch_size})
+            cursor.execute(sql, {"cutoff": cutoff, "limit": batch_size, "site": site_id})
             count = cursor.rowcount
         if on_batch is not None and count:
             on_batch(count, time.perf_counter() - started)

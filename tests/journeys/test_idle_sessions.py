@@ -1,12 +1,15 @@
 """Closing idle sessions: the service, the Celery task run eagerly, and the task on a real worker."""
 
+import threading
 import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from devtools.idle_backlog import idle_sessions_insert
 from journeys.models import JourneySession
 from journeys.services.sessions import sessions_close_idle
 from journeys.tasks import close_idle_sessions_task
@@ -154,3 +157,32 @@ def test_real_worker_closes_idle_sessions_from_the_broker(site, tmp_path):
         "s-active": None,
     }
     assert JourneySession.objects.get(pk=idle.pk).total_session_time == 3600
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_concurrent_runs_of_the_service_close_disjoint_sessions_each_once(site):
+    # given: 3,000 idle sessions, committed
+    last_activity = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+    idle_sessions_insert(site, 3000, last_activity_at=last_activity, session_seconds=600, touchpoints=1)
+    start = threading.Barrier(2)
+    closed: dict[str, int] = {}
+
+    def run(name):
+        try:
+            start.wait(10)
+            closed[name] = sessions_close_idle(idle_minutes=IDLE_MINUTES, batch_size=100)
+        finally:
+            connection.close()
+
+    # when: two runs (without the task's lock) close them at the same time, in batches of 100
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    # then: between them they closed every session exactly once (SKIP LOCKED: disjoint batches)
+    assert closed["a"] + closed["b"] == 3000
+    assert JourneySession.objects.filter(ended_at=None).count() == 0
+    assert JourneySession.objects.exclude(ended_at=last_activity).count() == 0
+    assert JourneySession.objects.exclude(total_session_time=600).count() == 0

@@ -44,7 +44,8 @@ def celery_worker(
 ) -> Iterator[subprocess.Popen]:
     """A real Celery worker consuming only ``queue`` (a name of this test run only, so a
     worker of a concurrent run on the same broker cannot take its tasks), on the test
-    database; ready when entered, stopped (then killed if need be) on exit."""
+    database; ready when entered, stopped (then killed if need be) on exit. It leads its
+    own process group: ``os.killpg(worker.pid, SIGKILL)`` kills it with its pool."""
     base_dir = Path(settings.BASE_DIR)
     child_env = {
         **os.environ,
@@ -58,7 +59,9 @@ def celery_worker(
     argv += [f"--concurrency={concurrency}", "-Q", queue, "-n", f"{queue}@%h"]
     argv += ["--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=INFO"]
     with log_path.open("wb") as log:
-        worker = subprocess.Popen(argv, cwd=base_dir, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            argv, cwd=base_dir, env=child_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         ready = wait_for(lambda: worker.poll() is not None or b" ready." in log_path.read_bytes(), timeout=60)
         assert ready and worker.poll() is None, log_path.read_text()

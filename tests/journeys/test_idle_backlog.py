@@ -4,6 +4,8 @@ slot stays free for other batch work, and two copies of the closing task never b
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from datetime import timedelta
@@ -111,3 +113,39 @@ def test_hot_tasks_run_on_time_while_a_backlog_of_idle_sessions_is_closed(site, 
         ).count()
         == 0
     )
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_closing_run_killed_with_its_whole_worker_leaves_no_lock_and_the_next_run_closes_the_rest(site, tmp_path):
+    # given: 20,000 idle sessions, and a worker killed with its pool (kill -9) while closing them
+    last_activity = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+    idle_sessions_insert(site, BACKLOG, last_activity_at=last_activity, session_seconds=600)
+    batch = f"batch-test-{uuid.uuid4().hex[:10]}"
+    closing = {"SESSION_CLOSE_BATCH_SIZE": "50"}
+    celery_app.conf.task_always_eager = False
+    try:
+        with celery_worker(batch, tmp_path / "killed.log", pool="prefork", env=closing) as worker:
+            close_idle_sessions_task.apply_async(queue=batch)
+            assert wait_for(lambda: open_idle() < BACKLOG, 60), (tmp_path / "killed.log").read_text()
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        left = open_idle()
+
+        # when: the next beat's message reaches a new worker (the killed one's stays unacknowledged
+        # for the visibility timeout, 360 s, and has expired by then)
+        with celery_worker(batch, tmp_path / "next.log", pool="prefork", env=closing):
+            close_idle_sessions_task.apply_async(queue=batch)
+            assert wait_for(lambda: runs(close_idle_sessions_task) == 1, 120), (tmp_path / "next.log").read_text()
+    finally:
+        celery_app.conf.task_always_eager = True
+
+    # then: the dead worker's lock went with its database session: the next run ran at once
+    # (not skipped) and closed the rest, every session once, as one run would have
+    assert 0 < left < BACKLOG
+    close_state = state(close_idle_sessions_task)
+    assert (close_state.runs, close_state.failures, close_state.skipped) == (1, 0, 0)
+    assert open_idle() == 0
+    sessions = JourneySession.objects.filter(site=site)
+    assert sessions.exclude(ended_at=last_activity).count() == 0
+    assert sessions.exclude(total_session_time=600).count() == 0

@@ -4,6 +4,7 @@ hard time limit."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ from journeys.models import JourneySession
 from journeys.tasks import close_idle_sessions_task
 from personalization.tasks import optimize_experiments_task, scarcity_evidence_task
 from tests.journeys.helpers import JourneySessionFactory
+from tests.platform.test_settings import PRODUCTION, run_python
 from tests.processes import database_url_of_the_test_database
 
 CLOSE_TASK = "journeys.tasks.close_idle_sessions_task"
@@ -185,3 +187,24 @@ def test_the_visibility_timeout_is_a_minute_above_the_hard_limit_which_no_task_e
     assert limits == {task.name: shorter.get(task.name, (240, 300)) for task in periodic}
     assert max(hard for _, hard in limits.values()) < settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
     assert all(task.acks_late and task.reject_on_worker_lost for task in periodic)
+
+
+def test_the_visibility_timeout_follows_a_changed_hard_limit_and_the_queue_names_their_variables():
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps([s.CELERY_BROKER_TRANSPORT_OPTIONS, "
+        "s.CELERY_TASK_DEFAULT_QUEUE, s.CELERY_TASK_ROUTES, s.CELERY_BEAT_SCHEDULE['close-idle-sessions']]))"
+    )
+    env = {**PRODUCTION, "CELERY_TASK_TIME_LIMIT": "900", "QUEUE_HOT": "je-hot", "QUEUE_BATCH": "je-batch"}
+
+    result = run_python(code, env)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {"visibility_timeout": 960, "unacked_restore_interval": 10, "unacked_restore_throttle": 1},
+        "je-batch",
+        {
+            "analytics.tasks.monitor_counters_task": {"queue": "je-hot"},
+            "personalization.tasks.scarcity_evidence_task": {"queue": "je-hot"},
+        },
+        {"task": "journeys.tasks.close_idle_sessions_task", "schedule": 60.0, "options": {"queue": "je-batch"}},
+    ]

@@ -17,6 +17,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+import core.health
+from analytics import monitor
 from core.config_cache import VersionedCache, bump, current_version
 from core.redis_breaker import breaker
 from journeys.models import ConversionEvent, JourneySession, StageTransition, Touchpoint
@@ -35,18 +37,24 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def redis_down(settings):
-    """The cache points at a Redis that is not there; the breaker starts closed and retries at once."""
+def redis_down(settings, monkeypatch):
+    """The cache and the request paths' own Redis clients (the monitor's snapshot, the readiness probe)
+    point at a Redis that is not there; the breaker starts closed and retries at once."""
     breaker.reset()
     real = settings.CACHES
+    dead = f"redis://127.0.0.1:{closed_port()}/0"
     settings.REDIS_RETRY_SECONDS = 0
-    settings.CACHES = {"default": {**real["default"], "LOCATION": f"redis://127.0.0.1:{closed_port()}/0"}}
+    settings.CACHES = {"default": {**real["default"], "LOCATION": dead}}
+    settings.REDIS_URL = dead
+    monkeypatch.setattr(monitor, "_sync_redis", None)
+    core.health.redis_client.cache_clear()
 
     def recover() -> None:
         settings.CACHES = real
 
     yield recover
     breaker.reset()
+    core.health.redis_client.cache_clear()
 
 
 @pytest.fixture
@@ -166,17 +174,8 @@ def test_without_redis_and_without_stored_evidence_no_cue_is_shown(site, api, pe
     assert cues("s-viewer", now=now) == []
 
 
-def test_the_readiness_probe_names_redis_as_down_and_stays_ready(db, settings):
-    import core.health
-
-    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
-    core.health.redis_client.cache_clear()
-    try:
-        from rest_framework.test import APIClient
-
-        response = APIClient().get("/readyz")
-    finally:
-        core.health.redis_client.cache_clear()
+def test_the_readiness_probe_names_redis_as_down_and_stays_ready(client, db, redis_down):
+    response = client.get("/readyz")
 
     assert response.status_code == 200
     assert response.json() == {
@@ -259,3 +258,36 @@ def test_without_postgresql_the_pages_and_the_probe_answer_503(database_down, cl
     }
     up()
     assert client.get("/admin/").status_code == 200
+
+
+def parameterless_paths() -> list[str]:
+    """Every URL of the project that takes no parameter (the admin's lists and add pages included)."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from django.urls.resolvers import RoutePattern
+
+    def walk(patterns, prefix: str):
+        for pattern in patterns:
+            if not isinstance(pattern.pattern, RoutePattern):
+                continue  # the admin's app index and the like: a regular expression with groups
+            route = prefix + str(pattern.pattern)
+            if "<" in route:
+                continue
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern):
+                yield "/" + route
+
+    return sorted(set(walk(get_resolver().url_patterns, "")))
+
+
+def test_without_redis_no_page_or_endpoint_answers_5xx(site, hero, client, admin_user, redis_down):
+    client.force_login(admin_user)
+    paths = parameterless_paths()
+
+    answers = {path: client.get(path, HTTP_ACCEPT="text/html", HTTP_X_SITE_KEY=site.public_key) for path in paths}
+
+    assert len(paths) > 40  # the admin's pages, the dashboards, the APIs
+    assert {path: r.status_code for path, r in answers.items() if r.status_code >= 500} == {}
+    assert answers["/dashboards/"].status_code == answers["/admin/"].status_code == 200
+    snapshot = client.get("/dashboards/monitor/snapshot?site=all").json()
+    assert (snapshot["epoch"], snapshot["seq"]) == ("redis-unavailable", 0)

@@ -33,6 +33,12 @@ logger = logging.getLogger(__name__)
 _UNAVAILABLE_CLASSES = ("08", "53")
 _UNAVAILABLE_CODES = frozenset({"57P01", "57P02", "57P03"})
 
+PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Service unavailable - Journey Engine</title>
+<body style="font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem; color: #222">
+<h1 style="font-size: 1.5rem">Service unavailable</h1>
+<p>Journey Engine cannot reach its database right now, so nothing was saved.
+Try again in {seconds} seconds.</p></body></html>"""
 DETAIL = "The database is unavailable; nothing was stored. Retry after the number of seconds in Retry-After."
 
 
@@ -60,11 +66,7 @@ def unavailable_response(request, error: BaseException) -> HttpResponse:
     if wants_json(request):
         response = JsonResponse({"detail": DETAIL, "code": "database_unavailable"}, status=503)
     else:
-        response = HttpResponse(
-            "<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1>"
-            f"<p>The database is unavailable. Try again in {retry_after} seconds.</p>",
-            status=503,
-        )
+        response = HttpResponse(PAGE.format(seconds=retry_after), status=503)
     response["Retry-After"] = retry_after
     response["Cache-Control"] = "no-store"
     return response

@@ -265,7 +265,7 @@ def test_erase_racing_the_visitors_traffic(deployment, durations):
     final = erase.delete(f"{deployment.base_url}/api/v1/visitors/{visitor}", timeout=30).status_code
 
     traffic.report(f"erase racing the visitor's traffic for {durations.erase_race:.0f} s")
-    left = tables_naming(deployment, [visitor, traffic.prefix])
+    left = tables_naming(deployment, [visitor, f"{traffic.prefix}-"])
     report(
         f"  erasures: {len(statuses)} ({statuses.count(204)} x 204, {statuses.count(404)} x 404, "
         f"{len(failures)} other); final erase {final}; tables still naming the visitor: {left}"

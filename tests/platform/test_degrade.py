@@ -247,7 +247,7 @@ def test_without_postgresql_the_pages_and_the_probe_answer_503(database_down, cl
     ready = client.get("/readyz")
 
     assert (admin.status_code, admin["Retry-After"], admin["Content-Type"]) == (503, "5", "text/html; charset=utf-8")
-    assert b"The database is unavailable" in admin.content
+    assert b"cannot reach its database right now, so nothing was saved" in admin.content
     assert (dashboard.status_code, dashboard["Retry-After"]) == (503, "5")
     assert ready.status_code == 503
     assert ready.json() == {

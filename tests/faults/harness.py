@@ -457,16 +457,19 @@ class Deployment:
 
 
 def worker_queues() -> list[str]:
-    """Every queue the app routes tasks to (the default one included): a worker of the suite takes them all."""
+    """Every queue the app sends tasks to (default, routes, declared queues, beat entries): the worker takes all."""
     from config.celery import app
 
     queues = {app.conf.task_default_queue or "celery"}
-    for queue in app.conf.task_queues or ():
-        queues.add(queue.name)
+    queues.update(queue.name for queue in app.conf.task_queues or ())
     routes = app.conf.task_routes or {}
-    for route in routes.values() if isinstance(routes, dict) else ():
-        if isinstance(route, dict) and route.get("queue"):
-            queues.add(route["queue"])
+    for table in [routes] if isinstance(routes, dict) else routes:
+        if isinstance(table, dict):
+            queues.update(route["queue"] for route in table.values() if isinstance(route, dict) and "queue" in route)
+    for entry in (app.conf.beat_schedule or {}).values():
+        queue = (entry.get("options") or {}).get("queue")
+        if queue:
+            queues.add(queue)
     return sorted(queues)
 
 
@@ -492,7 +495,11 @@ def servers() -> Iterator[tuple[Path, Postgres, Redis]]:
 # --- traffic ---------------------------------------------------------------------------
 
 ENDPOINTS = ("session", "events", "stage", "decide", "conversion")
-RETRIED = {503, 0}  # 0: no answer (connection refused or cut)
+# What the SDK sends again (static/sdk/journey.js, ``final``): no answer (0), 408, 429 and 5xx.
+# A 5xx other than 503 is retried by the SDK too, but here it is a failure to report.
+RETRIED = {0, 408, 429, 503}
+# A browser's User-Agent: the traffic stands for real visitors, not for a crawler.
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
 
 @dataclass(frozen=True)
@@ -502,6 +509,7 @@ class Answer:
     phase: str
     at: float
     retry_after: bool
+    seconds: float
 
 
 @dataclass
@@ -544,7 +552,7 @@ class Traffic:
 
     def _run(self, index: int) -> None:
         http = requests.Session()
-        http.headers["X-Site-Key"] = self.site_key
+        http.headers.update({"X-Site-Key": self.site_key, "User-Agent": USER_AGENT})
         number = 0
         while not self._stop.is_set():
             number += 1
@@ -607,12 +615,14 @@ class Traffic:
         """POST until an answer other than 503/none (the same body each time); its JSON if 2xx, else None."""
         while True:
             phase = self.phase
+            sent = time.monotonic()
             try:
                 response = http.post(f"{self.base_url}{path}", json=body, timeout=15)
                 status, retry_after = response.status_code, "Retry-After" in response.headers
             except requests.RequestException:
                 response, status, retry_after = None, 0, False
-            self.answers.append(Answer(endpoint, status, phase, time.monotonic(), retry_after))
+            answered = time.monotonic()
+            self.answers.append(Answer(endpoint, status, phase, answered, retry_after, answered - sent))
             if status in RETRIED:
                 if self._stop.is_set():
                     return None
@@ -627,7 +637,7 @@ class Traffic:
     # --- figures
 
     def table(self) -> dict[str, dict[str, Counter]]:
-        """``{phase: {endpoint: Counter(status class)}}``: 2xx, 4xx, 503, 500 (any other 5xx), none."""
+        """``{phase: {endpoint: Counter(status class)}}`` (:func:`status_class`)."""
         out: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
         for answer in list(self.answers):
             out[answer.phase][answer.endpoint][status_class(answer.status)] += 1
@@ -644,6 +654,10 @@ class Traffic:
 
     def report(self, title: str) -> None:
         report(f"{title}: {self.journeys} journeys, {len(self.answers)} answers")
+        for phase in dict.fromkeys(answer.phase for answer in self.answers):
+            times = sorted(answer.seconds * 1000 for answer in self.answers if answer.phase == phase)
+            p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
+            report(f"  {phase:<9} latency of an answer: median {p50:.0f} ms, 95th percentile {p95:.0f} ms")
         for phase, endpoints in self.table().items():
             for endpoint in ENDPOINTS:
                 counts = endpoints.get(endpoint)
@@ -652,10 +666,11 @@ class Traffic:
 
 
 def status_class(status: int) -> str:
+    """``2xx``, ``4xx``, ``5xx`` (a 5xx other than 503), and apart: ``503``, ``429``, ``408``, ``none`` (no answer)."""
     if status == 0:
         return "none"
-    if status == 503:
-        return "503"
+    if status in (408, 429, 503):
+        return str(status)
     return f"{status // 100}xx"
 
 

@@ -50,15 +50,19 @@ def durations() -> Durations:
 def deployment() -> Iterator[Deployment]:
     started = time.monotonic()
     with servers() as (root, postgres, redis):
+        servers_up = time.monotonic()
         deployment = Deployment(root, postgres, redis)
         try:
             deployment.prepare()
+            prepared = time.monotonic()
             deployment.start_web()
             deployment.start_worker()
             deployment.start_beat()
             report(
-                f"deployment up in {time.monotonic() - started:.1f} s: gunicorn x{deployment.web_workers} "
-                f"on :{deployment.port}, Celery worker and beat, PostgreSQL :{postgres.port}, Redis :{redis.port}"
+                f"deployment up in {time.monotonic() - started:.1f} s (servers {servers_up - started:.1f} s, "
+                f"migrate and seed {prepared - servers_up:.1f} s, processes {time.monotonic() - prepared:.1f} s): "
+                f"gunicorn x{deployment.web_workers} on :{deployment.port}, Celery worker and beat, "
+                f"PostgreSQL :{postgres.port}, Redis :{redis.port}"
             )
             yield deployment
         finally:
@@ -242,6 +246,7 @@ def kill_during_rollup(deployment: Deployment, kill):
 def test_erase_racing_the_visitors_traffic(deployment, durations):
     visitor = f"v-erase-{uuid.uuid4().hex[:8]}"
     traffic = traffic_for(deployment, visitor=visitor, threads=3)
+    traffic.phase = "race"
     erase = requests.Session()
     erase.headers.update(
         {"Authorization": f"Token {deployment.seed.staff_token}", "X-Site-Key": deployment.seed.site_key}

@@ -266,10 +266,13 @@ SPECTACULAR_SETTINGS = {
         "(`Authorization: Token ...`).\n\n"
         'Every bad input is a 4xx naming the field (`{"field": ["reason"]}`) or carrying a code '
         '(`{"detail": "...", "code": "..."}`), never a 500. Writes a client may retry (session start, events, '
-        "conversions) are idempotent on the client's ids; a 2xx is sent only after the data is committed."
+        "conversions) are idempotent on the client's ids; a 2xx is sent only after the data is committed. "
+        "While the database is unreachable every endpoint answers 503 with `Retry-After` "
+        '(`{"detail": "...", "code": "database_unavailable"}`): nothing was stored, send the same request again.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.unavailable.document_503"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

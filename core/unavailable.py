@@ -85,3 +85,18 @@ class DatabaseUnavailableMiddleware:
         if database_unavailable(exception):
             return unavailable_response(request, exception)
         return None
+
+
+def document_503(result, generator, request, public):
+    """drf-spectacular hook: every operation of the schema documents the 503 it answers without PostgreSQL."""
+    response = {
+        "description": "The database is unavailable (`database_unavailable`); nothing was stored. "
+        "Send the same request again after `Retry-After` seconds.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("503", response)
+    return result

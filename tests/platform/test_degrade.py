@@ -189,8 +189,13 @@ def test_the_readiness_probe_names_redis_as_down_and_stays_ready(client, db, red
 # --- PostgreSQL down -------------------------------------------------------------------
 
 
+# Committed data, as with a real outage; serialized rollback restores the migrations' data (groups)
+# the way the suite's other transactional tests do.
+TRANSACTIONAL = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
 @pytest.fixture
-def database_down(transactional_db):
+def database_down():
     """This process's connection points at a PostgreSQL that is not there; restored after the test."""
     cache.clear()
     VersionedCache.clear_all()
@@ -211,6 +216,7 @@ def database_down(transactional_db):
     up()
 
 
+@TRANSACTIONAL
 def test_without_postgresql_the_api_answers_503_with_retry_after_and_json(site, client_for, database_down, settings):
     down, up = database_down
     api = client_for(site)
@@ -237,6 +243,7 @@ def test_without_postgresql_the_api_answers_503_with_retry_after_and_json(site, 
     assert start(api, "s-1").status_code == 201
 
 
+@TRANSACTIONAL
 def test_without_postgresql_the_pages_and_the_probe_answer_503(database_down, client, admin_user):
     down, up = database_down
     client.force_login(admin_user)
@@ -291,3 +298,14 @@ def test_without_redis_no_page_or_endpoint_answers_5xx(site, hero, client, admin
     assert answers["/dashboards/"].status_code == answers["/admin/"].status_code == 200
     snapshot = client.get("/dashboards/monitor/snapshot?site=all").json()
     assert (snapshot["epoch"], snapshot["seq"]) == ("redis-unavailable", 0)
+
+
+def test_the_api_schema_documents_the_503_of_every_operation(db, client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+
+    operations = [operation for path in schema["paths"].values() for operation in path.values()]
+    assert len(operations) >= 15
+    assert [op["operationId"] for op in operations if "503" not in op["responses"]] == []
+    events = schema["paths"]["/api/v1/events"]["post"]["responses"]["503"]
+    assert events["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorOut"}
+    assert list(events["headers"]) == ["Retry-After"]

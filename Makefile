@@ -27,7 +27,7 @@ test: chromium $(STAMP)
 ## faults: the fault suite (tests/faults) with the issue's full durations: Redis stopped 30 s, PostgreSQL
 ## stopped 15 s, erase racing traffic 30 s, on servers of its own (make test runs it with short ones)
 faults: $(STAMP)
-	FAULT_REDIS_DOWN_SECONDS=30 FAULT_POSTGRES_DOWN_SECONDS=15 FAULT_ERASE_RACE_SECONDS=30 \
+	FAULT_REDIS_DOWN_SECONDS=30 FAULT_REDIS_FROZEN_SECONDS=10 FAULT_POSTGRES_DOWN_SECONDS=15 FAULT_ERASE_RACE_SECONDS=30 \
 	  $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS)
 
 # The browser tests' Chromium: CHROMIUM_PATH, else the chromium on PATH, else where apt-get puts it.

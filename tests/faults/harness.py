@@ -53,6 +53,7 @@ class Durations:
     """Seconds each fault lasts (``FAULT_*_SECONDS``); ``make faults`` sets the issue's 30/15/30."""
 
     redis_down: float
+    redis_frozen: float
     postgres_down: float
     erase_race: float
 
@@ -60,6 +61,7 @@ class Durations:
     def from_env(cls) -> Durations:
         return cls(
             redis_down=float(os.environ.get("FAULT_REDIS_DOWN_SECONDS", "10")),
+            redis_frozen=float(os.environ.get("FAULT_REDIS_FROZEN_SECONDS", "5")),
             postgres_down=float(os.environ.get("FAULT_POSTGRES_DOWN_SECONDS", "5")),
             erase_race=float(os.environ.get("FAULT_ERASE_RACE_SECONDS", "10")),
         )
@@ -236,8 +238,17 @@ class Redis:
             self.process.wait(timeout=20)
         self.process = None
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections are still accepted by the kernel, but nothing answers (a hung server)."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGCONT)
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -5,8 +5,9 @@ beat) on the suite's own PostgreSQL and Redis serves every scenario, in order. E
 scenario prints its figures (``[faults]`` lines): answers per phase and endpoint by
 status class, events and conversions acknowledged and stored, recovery times.
 
-``make test`` runs it with short faults (Redis 10 s, PostgreSQL 5 s, erase race 10 s);
-``make faults`` with the issue's (30 s, 15 s, 30 s): ``FAULT_*_SECONDS``.
+``make test`` runs it with short faults (Redis stopped 10 s and frozen 5 s, PostgreSQL 5 s,
+erase race 10 s); ``make faults`` with the issue's (30 s, 15 s, 30 s; Redis frozen 10 s):
+``FAULT_*_SECONDS``.
 """
 
 from __future__ import annotations
@@ -106,6 +107,31 @@ def test_redis_stopped_under_mixed_traffic(deployment, durations):
     assert traffic.count(cls="5xx") == traffic.count(cls="503") == traffic.count(cls="none") == 0
     assert traffic.count(cls="4xx") == 0
     assert all(count > 0 for count in served.values()), served
+    assert traffic.unexpected == []
+    assert_stored_exactly_once(deployment, traffic)
+
+
+def test_redis_frozen_under_mixed_traffic(deployment, durations):
+    """A hung Redis (SIGSTOP) accepts connections and never answers: each web process waits
+    ``REDIS_SOCKET_TIMEOUT`` once, then skips Redis for ``REDIS_RETRY_SECONDS``."""
+    traffic = traffic_for(deployment)
+
+    traffic.phase = "frozen"
+    deployment.redis.freeze()
+    try:
+        time.sleep(durations.redis_frozen)
+    finally:
+        deployment.redis.thaw()
+    traffic.phase = "after"
+    time.sleep(3)
+    traffic.stop()
+
+    traffic.report(f"Redis frozen (SIGSTOP) {durations.redis_frozen:.0f} s")
+    slowest = max(answer.seconds for answer in traffic.answers if answer.phase == "frozen")
+    report(f"  slowest answer while frozen: {slowest * 1000:.0f} ms")
+    assert traffic.count(cls="5xx") == traffic.count(cls="503") == traffic.count(cls="none") == 0
+    assert traffic.count(cls="4xx") == 0
+    assert all(traffic.count(phase="frozen", endpoint=endpoint, cls="2xx") > 0 for endpoint in ENDPOINTS)
     assert traffic.unexpected == []
     assert_stored_exactly_once(deployment, traffic)
 

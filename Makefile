@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: run test chromium bench lint check lock
+.PHONY: run test faults chromium bench lint check lock
 
 $(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ run: $(STAMP)
 ## with keys of its own (tests/environment.py, loaded by `python -m pytest`)
 test: chromium $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## faults: the fault suite (tests/faults) with the issue's full durations: Redis stopped 30 s, PostgreSQL
+## stopped 15 s, erase racing traffic 30 s, on servers of its own (make test runs it with short ones)
+faults: $(STAMP)
+	FAULT_REDIS_DOWN_SECONDS=30 FAULT_REDIS_FROZEN_SECONDS=10 FAULT_POSTGRES_DOWN_SECONDS=15 FAULT_ERASE_RACE_SECONDS=30 \
+	  $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS)
 
 # The browser tests' Chromium: CHROMIUM_PATH, else the chromium on PATH, else where apt-get puts it.
 ifndef CHROMIUM_PATH

@@ -75,6 +75,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from core.redis_breaker import redis_call
 from journeys.models import ConversionEvent, JourneySession, Site, StageTransition
 from personalization.models import (
     ApprovalRequest,
@@ -85,6 +86,8 @@ from personalization.models import (
 )
 
 logger = logging.getLogger(__name__)
+
+NO_FEED_EPOCH = "redis-unavailable"
 
 KINDS = (
     "session_started",
@@ -142,7 +145,9 @@ _sync_redis: redis.Redis | None = None
 def _redis() -> redis.Redis:
     global _sync_redis
     if _sync_redis is None:
-        _sync_redis = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        _sync_redis = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT, socket_timeout=2
+        )
     return _sync_redis
 
 
@@ -702,7 +707,9 @@ def snapshot(site_id: int | None, *, now: datetime | None = None) -> dict:
     """
     now = now or timezone.now()
     stream = stream_of(site_id)
-    epoch, seq = stream_head(stream)
+    # Without Redis there is no live feed: an epoch no stream has, so the first event
+    # after Redis returns (with the stream's real epoch) makes the client reload.
+    epoch, seq = redis_call(lambda: stream_head(stream), (NO_FEED_EPOCH, 0))
     if site_id is None:
         counters = counters_total(counters_for(None, now=now), now=now)
     else:

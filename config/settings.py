@@ -30,6 +30,10 @@
 | SCARCITY_STOCK_STILL_HOURS | ``24`` | a low-stock cue shown this long while the stock never moved is flagged |
 | SCARCITY_RELAUNCH_COOLDOWN_DAYS | ``30`` | cooldown after an offer's end for offers that no scarcity rule names |
 | MONITOR_COUNTERS_SECONDS | ``5`` | one beat task sends the live monitor's counters to every site this often |
+| REDIS_SOCKET_TIMEOUT | ``0.5`` | seconds a request waits to connect to or read from Redis, then goes on without it |
+| REDIS_RETRY_SECONDS | ``5`` | after a Redis failure, a process skips Redis this long before trying again |
+| CONFIG_FALLBACK_RELOAD_SECONDS | ``10`` | while Redis is down, configuration reloads from PostgreSQL this often |
+| DB_RETRY_AFTER_SECONDS | ``5`` | the ``Retry-After`` of the 503 answered while PostgreSQL is unreachable |
 
 Nothing is started or written on import. Without ``DATABASE_URL``/``REDIS_URL``
 ``manage.py`` and the test session start embedded servers and set development or test
@@ -136,6 +140,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.ServerTimingMiddleware",
+    "core.unavailable.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "journeys.cors.SyncCorsMiddleware",
@@ -174,6 +179,8 @@ DATABASES = {
     )
 }
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+# A database host that does not answer fails a request in seconds (503, core/unavailable.py), not minutes.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 # The hot statements (core/db.py) are prepared after this many runs on a connection.
 # Off (DB_PREPARED_STATEMENTS=false) behind a transaction-pooling PgBouncer older than 1.21.
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
@@ -181,11 +188,20 @@ DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
 )
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME") or None
 
+# Redis is never the record (core/redis_breaker.py): a request that cannot reach it in
+# REDIS_SOCKET_TIMEOUT goes on without it, and the process skips it for REDIS_RETRY_SECONDS.
+REDIS_SOCKET_TIMEOUT = float(os.environ.get("REDIS_SOCKET_TIMEOUT", "0.5"))
+REDIS_RETRY_SECONDS = float(os.environ.get("REDIS_RETRY_SECONDS", "5"))
+CONFIG_FALLBACK_RELOAD_SECONDS = float(os.environ.get("CONFIG_FALLBACK_RELOAD_SECONDS", "10"))
+# PostgreSQL is the record: without it every request answers 503 with this Retry-After.
+DB_RETRY_AFTER_SECONDS = int(os.environ.get("DB_RETRY_AFTER_SECONDS", "5"))
+
 CACHES = {
     "default": {
         "BACKEND": "config.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "je"),
+        "OPTIONS": {"socket_connect_timeout": REDIS_SOCKET_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT},
     }
 }
 
@@ -256,10 +272,13 @@ SPECTACULAR_SETTINGS = {
         "(`Authorization: Token ...`).\n\n"
         'Every bad input is a 4xx naming the field (`{"field": ["reason"]}`) or carrying a code '
         '(`{"detail": "...", "code": "..."}`), never a 500. Writes a client may retry (session start, events, '
-        "conversions) are idempotent on the client's ids; a 2xx is sent only after the data is committed."
+        "conversions) are idempotent on the client's ids; a 2xx is sent only after the data is committed. "
+        "While the database is unreachable every endpoint answers 503 with `Retry-After` "
+        '(`{"detail": "...", "code": "database_unavailable"}`): nothing was stored, send the same request again.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.unavailable.document_503"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.unavailable import database_unavailable, unavailable_response
 
 logger = logging.getLogger(__name__)
 
@@ -37,5 +40,9 @@ def json_404(request, exception=None):
 
 
 def json_500(request):
+    """Django's 500 handler; a database outage raised outside a view (by a middleware) is a 503."""
+    error = sys.exc_info()[1]
+    if error is not None and database_unavailable(error):
+        return unavailable_response(request, error)
     logger.error("Unhandled error on %s", request.path)
     return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)

@@ -182,7 +182,7 @@ def test_readyz_reports_database_and_redis_ok(db):
     response = APIClient().get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "database": "ok", "redis": "ok"}
+    assert response.json() == {"status": "ready", "database": "ok", "redis": "ok", "down": []}
 
 
 def test_openapi_schema_is_served_and_lists_the_journey_endpoints(db):

@@ -30,6 +30,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core.config_cache import VersionedCache, bump
+from core.redis_breaker import redis_call
 from journeys.models import ConversionEvent, Touchpoint
 from personalization.models import ContentVariant, Exposure, Offer, RuleEvidence, ScarcityRule, Status, TriggerType
 from personalization.services.scarcity.config import (
@@ -160,7 +161,9 @@ def scarcity_evidence_refresh(
         rule.id: evidence_measure(rule, offers.get(rule.offer.id) if rule.offer else None, now=now) for rule in rules
     }
     stored = _evidence_store(docs, now=now)
-    cache.set_many({EVIDENCE_KEY.format(rule_id): docs[rule_id] for rule_id in stored}, timeout=EVIDENCE_TTL)
+    # Without Redis the stored copy is the one decisions read (evidence_read).
+    cached = {EVIDENCE_KEY.format(rule_id): docs[rule_id] for rule_id in stored}
+    redis_call(lambda: cache.set_many(cached, timeout=EVIDENCE_TTL), None)
     live_evidence.clear()
     bump(EVIDENCE_NAMESPACE)
     return len(docs)
@@ -190,10 +193,34 @@ def _evidence_store(docs: dict[int, dict], *, now: datetime) -> list[int]:
 
 
 def evidence_read(rule_ids: Iterable[int]) -> dict[int, dict]:
-    """The cached evidence of the rules: one Redis round trip, no database."""
+    """The cached evidence of the rules: one Redis round trip, no database.
+
+    When Redis cannot be read, the stored copies (one query): the same documents, as
+    fresh as the last refresh; a rule without any has no evidence, so no cue.
+    """
     keys = {EVIDENCE_KEY.format(rule_id): rule_id for rule_id in rule_ids}
-    found = cache.get_many(list(keys))
+    found = redis_call(lambda: cache.get_many(list(keys)), None)
+    if found is None:
+        return evidence_stored(keys.values())
     return {keys[key]: doc for key, doc in found.items()}
+
+
+def evidence_stored(rule_ids: Iterable[int]) -> dict[int, dict]:
+    """The evidence stored in PostgreSQL (:class:`RuleEvidence`) of the rules, as :func:`evidence_read` gives it."""
+    rule_ids = list(rule_ids)
+    if not rule_ids:
+        return {}
+    return {
+        stored.rule_id: {
+            "rule": stored.rule_id,
+            "rule_version": stored.rule_version,
+            "offer": stored.rule.published["offer"] if stored.rule.published else stored.rule.offer_id,
+            "values": stored.values,
+            "measured_at": as_iso(stored.measured_at),
+            "computed_at": stored.computed_at.isoformat(),
+        }
+        for stored in RuleEvidence.objects.filter(rule_id__in=rule_ids).select_related("rule")
+    }
 
 
 def _load_evidence() -> dict[int, dict]:
@@ -213,17 +240,7 @@ def evidence_latest(rules: Iterable[ScarcityRule]) -> dict[int, dict]:
     copy (for the admin preview). One Redis round trip, and one query when some
     rules' evidence is not cached.
     """
-    rules = {rule.pk: rule for rule in rules}
-    found = evidence_read(rules)
-    missing = [rule_id for rule_id in rules if rule_id not in found]
-    for stored in RuleEvidence.objects.filter(rule_id__in=missing) if missing else ():
-        rule = rules[stored.rule_id]
-        found[rule.pk] = {
-            "rule": rule.pk,
-            "rule_version": stored.rule_version,
-            "offer": rule.published["offer"] if rule.published else rule.offer_id,
-            "values": stored.values,
-            "measured_at": as_iso(stored.measured_at),
-            "computed_at": stored.computed_at.isoformat(),
-        }
+    rule_ids = [rule.pk for rule in rules]
+    found = evidence_read(rule_ids)
+    found.update(evidence_stored(rule_id for rule_id in rule_ids if rule_id not in found))
     return found

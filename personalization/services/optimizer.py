@@ -360,6 +360,7 @@ class ExperimentStats:
         return {
             "p_value": self.srm.p_value,
             "flagged": self.srm.flagged,
+            "zero_weight_exposures": self.srm.zero_weight_exposures,
             "exposures": [arm.exposures_since for arm in self.counts.active],
             "weights": [arm.weight for arm in self.counts.active],
             "weights_since": self.counts.weights_since.isoformat() if self.counts.weights_since else None,

@@ -144,6 +144,7 @@ class LiftOut(serializers.Serializer):
     ci_low = rate_field()
     ci_high = rate_field()
     p_value = rate_field()
+    p_value_holm = rate_field("Holm-adjusted over the site's rules.")
     sequential_low = rate_field()
     sequential_high = rate_field()
     sequential_p_value = rate_field()

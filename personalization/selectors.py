@@ -133,23 +133,39 @@ class ArmConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """A running experiment. A mutually exclusive one holds the visitors whose slot hash
+    is in ``[exclusion_start, exclusion_start + traffic_share)``; any other, those whose
+    own traffic hash is under ``traffic_share``."""
+
     id: int
     key: str
     slot: str
     traffic_share: float
     allocation: str
     arms: tuple[ArmConfig, ...]
+    exclusion_start: float | None = None
 
     @property
     def control(self) -> ArmConfig:
         return next(arm for arm in self.arms if arm.is_control)
 
 
+@dataclass(frozen=True)
+class WinnerConfig:
+    """The variant a concluded experiment declared the winner: the slot's content for
+    every visitor who is not in a running experiment on the slot."""
+
+    experiment_key: str
+    variant_id: int
+
+
 @dataclass
 class SiteConfig:
     slots: dict[str, list[VariantConfig]] = field(default_factory=lambda: defaultdict(list))
     variants: dict[int, VariantConfig] = field(default_factory=dict)
-    experiments: dict[str, ExperimentConfig] = field(default_factory=dict)
+    # per slot, the running experiments (by id; one unless they are mutually exclusive)
+    experiments: dict[str, tuple[ExperimentConfig, ...]] = field(default_factory=dict)
+    winners: dict[str, WinnerConfig] = field(default_factory=dict)
     slot_keys: set[str] = field(default_factory=set)
 
 
@@ -204,22 +220,32 @@ def _load() -> dict[int, SiteConfig]:
         arms[arm.experiment_id].append(ArmConfig(arm.variant_id, arm.is_control, arm.weight))
     # A live experiment serves its approved snapshot even while an edit awaits approval;
     # its arms are locked once approved (weights move only through the optimizer).
-    serving = Experiment.objects.exclude(published=None).exclude(status__in=[Status.PAUSED, Status.ARCHIVED])
-    for experiment in serving.filter(ended_at=None):
+    for experiment in Experiment.objects.running().order_by("pk"):
         site = sites[experiment.site_id]
         approved = experiment.published
         experiment_arms = tuple(arm for arm in arms[experiment.pk] if arm.variant_id in site.variants)
         if not any(arm.is_control for arm in experiment_arms) or len(experiment_arms) < 2:
             continue  # an experiment whose variants are not all live does not run
         slot = slot_keys[approved["slot"]]
-        site.experiments[slot] = ExperimentConfig(
+        config = ExperimentConfig(
             id=experiment.pk,
             key=experiment.key,
             slot=slot,
             traffic_share=approved["traffic_share"],
             allocation=approved["allocation"],
             arms=experiment_arms,
+            exclusion_start=experiment.exclusion_start if approved.get("mutually_exclusive") else None,
         )
+        site.experiments[slot] = (*site.experiments.get(slot, ()), config)
+    # The latest winner per slot (ascending, so a later one replaces an earlier one).
+    concluded = Experiment.objects.exclude(published=None).filter(winner__isnull=False, ended_at__isnull=False)
+    for site_id, key, slot_id, variant_id in concluded.order_by("ended_at", "pk").values_list(
+        "site_id", "key", "slot_id", "winner_id"
+    ):
+        site = sites[site_id]
+        variant = site.variants.get(variant_id)
+        if variant is not None and variant.slot == slot_keys[slot_id]:  # a winner that still serves there
+            site.winners[variant.slot] = WinnerConfig(key, variant_id)
     return dict(sites)
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin
 from personalization.models import ContentVariant, Experiment, ExperimentArm, Slot
 from personalization.services.approvals import approvable_create, experiment_edit
+from personalization.services.experiment_checks import design_check
 
 
 @admin.register(Slot)
@@ -25,16 +29,60 @@ class ContentVariantAdmin(ApprovableAdmin):
     list_select_related = ["site", "slot"]
 
 
+class ExperimentForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The arms formset checks the design with the service after this form is
+        # validated, and puts the errors about the experiment's own fields (allocation)
+        # on this form: it reaches the form through the instance they share.
+        self.instance.admin_form = self
+
+
+_ARM_FIELD = re.compile(r"arms\[(\d+)\]\.(\w+)")
+
+
 class ExperimentArmFormSet(forms.BaseInlineFormSet):
+    """The arms, checked with the experiment by the service's ``design_check``: an
+    error about one arm shows on that arm's field, one about the arms as a whole above
+    them, one about an experiment field on that field."""
+
     def clean(self):
         super().clean()
-        controls = [
-            form
-            for form in self.forms
-            if form.cleaned_data.get("is_control") and not form.cleaned_data.get("DELETE", False)
+        experiment = self.instance
+        form = getattr(experiment, "admin_form", None)
+        if any(self.errors) or (form is not None and not form.is_valid()):
+            return  # each form's own errors first
+        if experiment.published is not None:
+            return  # the arms are frozen: the services check them on submit and approve
+        shown = [
+            arm_form for arm_form in self.forms if arm_form.cleaned_data and not self._should_delete_form(arm_form)
         ]
-        if len(controls) > 1:
-            raise forms.ValidationError("An experiment has exactly one control arm.")
+        arms = [
+            {
+                "variant": arm_form.cleaned_data["variant"].pk,
+                "is_control": arm_form.cleaned_data["is_control"],
+                "weight": arm_form.cleaned_data["weight"],
+                "is_paused": arm_form.cleaned_data["is_paused"],
+            }
+            for arm_form in shown
+        ]
+        try:
+            design_check(experiment=experiment, arms=arms)
+        except ValidationError as refusal:
+            above = []
+            for key, messages in refusal.message_dict.items():
+                arm_field = _ARM_FIELD.fullmatch(key)
+                if arm_field:
+                    shown[int(arm_field[1])].add_error(arm_field[2], messages)
+                elif key == "arms":
+                    above += messages
+                elif form is not None and key in form.fields:
+                    form.add_error(key, messages)
+                    above.append(f"See the error on {form.fields[key].label or key} above.")
+                else:
+                    above += [f"{key}: {message}" for message in messages]
+            if above:
+                raise forms.ValidationError(above) from refusal
 
 
 class ExperimentArmInline(admin.TabularInline):
@@ -84,6 +132,7 @@ def arms_of(formsets) -> list[dict] | None:
 
 @admin.register(Experiment)
 class ExperimentAdmin(ApprovableAdmin):
+    form = ExperimentForm
     list_display = ["key", "name", "site", "slot", "allocation", "status", "version", "published_version", "started_at"]
     list_filter = ["site", "status", "allocation"]
     search_fields = ["key", "name"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
-from personalization.admin.base import admin_change_url, pretty_json
+from personalization.admin.base import admin_change_url, pretty_json, refusal_text
 from personalization.models import ApprovalRequest, ApprovalTemplate, AuditLog, OptimizationProposal, RequestStatus
 from personalization.services.approvals import (
     ApprovalError,
@@ -168,6 +168,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 form.add_error("comment", str(error))
             except ApprovalError as error:
                 self.message_user(request, str(error), messages.ERROR)
+                return HttpResponseRedirect(request.path)
+            except ValidationError as refusal:  # what was submitted could not run as the world is now
+                self.message_user(request, f"Not approved: {refusal_text(refusal)}", messages.ERROR)
                 return HttpResponseRedirect(request.path)
             else:
                 self.message_user(

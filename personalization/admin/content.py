@@ -5,12 +5,17 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin
-from personalization.models import ContentVariant, Experiment, ExperimentArm, Slot
-from personalization.services.approvals import approvable_create, experiment_edit
+from personalization.models import ContentVariant, Experiment, ExperimentArm, ProposalKind, Slot
+from personalization.services.approvals import ApprovalError, approvable_create, experiment_edit
+from personalization.services.experiment_actions import DESCRIPTIONS, experiment_action_request
 from personalization.services.experiment_checks import design_check
 
 
@@ -70,17 +75,17 @@ class ExperimentArmFormSet(forms.BaseInlineFormSet):
             design_check(experiment=experiment, arms=arms)
         except ValidationError as refusal:
             above = []
-            for key, messages in refusal.message_dict.items():
+            for key, errors in refusal.message_dict.items():
                 arm_field = _ARM_FIELD.fullmatch(key)
                 if arm_field:
-                    shown[int(arm_field[1])].add_error(arm_field[2], messages)
+                    shown[int(arm_field[1])].add_error(arm_field[2], errors)
                 elif key == "arms":
-                    above += messages
+                    above += errors
                 elif form is not None and key in form.fields:
-                    form.add_error(key, messages)
+                    form.add_error(key, errors)
                     above.append(f"See the error on {form.fields[key].label or key} above.")
                 else:
-                    above += [f"{key}: {message}" for message in messages]
+                    above += [f"{key}: {error}" for error in errors]
             if above:
                 raise forms.ValidationError(above) from refusal
 
@@ -130,9 +135,31 @@ def arms_of(formsets) -> list[dict] | None:
     return arms
 
 
+class ActionRequestForm(forms.Form):
+    """A person's request to change a running experiment; the rules are
+    ``experiment_action_request``'s, shown on the field they name."""
+
+    kind = forms.ChoiceField(label="Action", choices=list(DESCRIPTIONS.items()))
+    variant = forms.ModelChoiceField(
+        queryset=ContentVariant.objects.none(),
+        required=False,
+        help_text="The arm to declare the winner, pause or resume.",
+    )
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), required=False)
+
+    def __init__(self, *args, experiment: Experiment, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["variant"].queryset = ContentVariant.objects.filter(arms__experiment=experiment).order_by(
+            "-arms__is_control", "arms__id"
+        )
+        self.fields["variant"].label_from_instance = lambda variant: f"{variant.key} ({variant.name})"
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(ApprovableAdmin):
     form = ExperimentForm
+    change_form_template = "admin/personalization/experiment/change_form.html"
+    request_template = "admin/personalization/experiment/request_action.html"
     list_display = ["key", "name", "site", "slot", "allocation", "status", "version", "published_version", "started_at"]
     list_filter = ["site", "status", "allocation"]
     search_fields = ["key", "name"]
@@ -145,3 +172,56 @@ class ExperimentAdmin(ApprovableAdmin):
 
     def edit(self, request, *, obj, changes, formsets):
         return experiment_edit(experiment=obj, actor=request.user, changes=changes, arms=arms_of(formsets))
+
+    def get_urls(self):
+        request_view = self.admin_site.admin_view(self.request_action_view)
+        return [
+            path("<path:object_id>/request/", request_view, name="personalization_experiment_request"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_request_actions"] = (
+            obj is not None
+            and self.has_change_permission(request, obj)
+            and Experiment.objects.running().filter(pk=obj.pk).exists()
+        )
+        context["action_kinds"] = list(DESCRIPTIONS.items())
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def request_action_view(self, request, object_id):
+        """Ask approvers to stop the experiment, declare a winner, pause or resume an arm."""
+        experiment = self.get_object(request, unquote(object_id))
+        if experiment is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied
+        initial = {"kind": request.GET.get("kind", ProposalKind.STOP)}
+        form = ActionRequestForm(request.POST or None, initial=initial, experiment=experiment)
+        if form.is_bound and form.is_valid():
+            try:
+                approval = experiment_action_request(experiment=experiment, requester=request.user, **form.cleaned_data)
+            except ValidationError as refusal:
+                for field, errors in refusal.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            except ApprovalError as refusal:
+                form.add_error(None, str(refusal))
+            else:
+                self.message_user(
+                    request,
+                    f"Requested: {DESCRIPTIONS[form.cleaned_data['kind']].lower()} for {experiment}. "
+                    "It takes effect once an approver approves it.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:personalization_approvalrequest_change", args=[approval.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Request a change to {experiment}",
+            "experiment": experiment,
+            "arms": experiment.arms.select_related("variant"),
+            "form": form,
+            "is_popup": False,
+            "to_field": None,
+        }
+        return TemplateResponse(request, self.request_template, context)

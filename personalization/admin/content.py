@@ -14,6 +14,7 @@ from django.urls import path, reverse
 
 from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin
 from personalization.models import ContentVariant, Experiment, ExperimentArm, ProposalKind, Slot
+from personalization.selectors import experiment_power
 from personalization.services.approvals import ApprovalError, approvable_create, experiment_edit
 from personalization.services.experiment_actions import DESCRIPTIONS, experiment_action_request
 from personalization.services.experiment_checks import design_check
@@ -164,11 +165,27 @@ class ExperimentAdmin(ApprovableAdmin):
     list_filter = ["site", "status", "allocation"]
     search_fields = ["key", "name"]
     list_select_related = ["site", "slot"]
-    readonly_fields = [*APPROVAL_FIELDS, "started_at", "ended_at", "winner"]
+    readonly_fields = [*APPROVAL_FIELDS, "started_at", "ended_at", "winner", "exclusion_start", "power"]
     inlines = [ExperimentArmInline]
 
+    def get_fieldsets(self, request, obj=None):
+        main, approval = super().get_fieldsets(request, obj)
+        main[1]["fields"] = [name for name in main[1]["fields"] if name != "power"]
+        return [main, ("Power", {"fields": ["power"]}), approval]
+
+    @admin.display(description="Sample size and duration")
+    def power(self, obj):
+        if obj is None or obj.pk is None:
+            return (
+                "Shown once the experiment is saved with its slot, arms and primary goal: the sessions each arm "
+                "needs to detect a +10% relative lift, and how long this site's traffic takes to bring them."
+            )
+        return experiment_power(experiment=obj).as_text()
+
     def create(self, request, *, obj, formsets):
-        return approvable_create(obj=obj, actor=request.user, arms=arms_of(formsets))
+        experiment = approvable_create(obj=obj, actor=request.user, arms=arms_of(formsets))
+        self.message_user(request, f"Power of {experiment}: {experiment_power(experiment=experiment).as_text()}")
+        return experiment
 
     def edit(self, request, *, obj, changes, formsets):
         return experiment_edit(experiment=obj, actor=request.user, changes=changes, arms=arms_of(formsets))

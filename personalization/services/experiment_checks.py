@@ -11,7 +11,7 @@ Design (checked on create, edit, submit and approve):
 
 - every arm's variant belongs to the experiment's site and slot, and appears once;
 - exactly one arm is the control, and it is not paused;
-- every weight is in (0, 1], and the active arms' weights sum to 1 within
+- every weight is in [0, 1], and the active arms' weights sum to 1 within
   :data:`WEIGHT_TOLERANCE` (only while the arms are still the marketer's, i.e. before the
   first approval: afterwards weights belong to the optimizer and to approved pauses,
   which keep their own rules);
@@ -91,8 +91,8 @@ def design_check(*, experiment: Experiment, arms: list[dict]) -> None:
         if arm["variant"] in seen:
             refusal.add(f"arms[{index}].variant", f"This variant is already arm {seen[arm['variant']] + 1}.")
         seen.setdefault(arm["variant"], index)
-        if not 0 < arm["weight"] <= 1:
-            refusal.add(f"arms[{index}].weight", "A weight is more than 0 and at most 1 (pause an arm to stop it).")
+        if not 0 <= arm["weight"] <= 1:
+            refusal.add(f"arms[{index}].weight", "A weight is a share of the traffic, from 0 to 1.")
         if arm["is_control"] and arm.get("is_paused"):
             refusal.add(
                 f"arms[{index}].is_paused", "The control is never paused: it is what the others are compared to."

@@ -126,9 +126,12 @@ def refusal_of(call) -> dict[str, list[str]]:
             {"arms[1].variant": ["This variant is already arm 1."]},
         ),
         (
-            lambda v: [arm(v["hero-a"], control=True, weight=1.0), arm(v["hero-b"], weight=0.0)],
+            lambda v: [arm(v["hero-a"], control=True, weight=-0.5), arm(v["hero-b"], weight=1.5)],
             {},
-            {"arms[1].weight": ["A weight is more than 0 and at most 1 (pause an arm to stop it)."]},
+            {
+                "arms[0].weight": ["A weight is a share of the traffic, from 0 to 1."],
+                "arms[1].weight": ["A weight is a share of the traffic, from 0 to 1."],
+            },
         ),
         (
             lambda v: [arm(v["hero-a"], control=True, paused=True), arm(v["hero-b"]), arm(v["hero-c"])],
@@ -144,7 +147,7 @@ def refusal_of(call) -> dict[str, list[str]]:
         "bandit-one-arm",
         "one-arm",
         "same-variant-twice",
-        "zero-weight",
+        "weight-out-of-range",
         "paused-control",
     ],
 )

@@ -21,7 +21,7 @@ from tests.personalization.optimizer_helpers import add_traffic, live_experiment
 from tests.personalization.scarcity_helpers import carrying_variant, cues, live_offer, make_rule
 
 REVENUE = Decimal("49.90")
-HERO = {"a": (200, 20), "b": (200, 50)}  # variant letter -> (exposures, conversions)
+HERO = {"a": (1000, 100), "b": (1000, 250)}  # variant letter -> (exposures, conversions)
 
 
 def shop_traffic(api) -> None:
@@ -48,7 +48,7 @@ def shop_traffic(api) -> None:
 
 
 def hero_experiment(site):
-    """A live 50/50 experiment: control 20/200, treatment 50/200; the optimizer proposes the treatment as winner."""
+    """A live 50/50 experiment: control 100/1000, treatment 250/1000; the optimizer proposes the treatment as winner."""
     experiment = live_experiment(site, allocation=Allocation.FIXED, weights=[0.5, 0.5], minimum_sample=100)
     for letter, (exposures, conversions) in HERO.items():
         add_traffic(experiment, letter, exposures=exposures, conversions=conversions)

@@ -68,7 +68,7 @@ def test_experiment_results_have_the_appendix_shape_and_the_statistics_numbers(s
         "sequential_high": None,
         "sequential_p_value": None,
     }
-    frequentist = statistics.frequentist(arms[0], arms[1])
+    frequentist = statistics.compare(arms[0], arms[1])
     low, high = statistics.relative_lift_credible_interval(arms[0], arms[1])
     assert treatment == treatment | {
         "key": "hero-test-b",
@@ -99,8 +99,8 @@ def test_experiment_results_have_the_appendix_shape_and_the_statistics_numbers(s
 
 def test_pending_proposals_are_listed(staff_api, site):
     experiment = live_experiment(site, minimum_sample=500)
-    add_traffic(experiment, "a", exposures=500, conversions=50)
-    add_traffic(experiment, "b", exposures=500, conversions=80)
+    add_traffic(experiment, "a", exposures=1000, conversions=100)
+    add_traffic(experiment, "b", exposures=1000, conversions=180)
     [proposal] = experiments_optimize(now=datetime(2026, 11, 21, 10, 7, tzinfo=UTC))
 
     [listed] = staff_api.get(URL).json()["proposals"]

@@ -450,7 +450,6 @@ def experiment_power(
         else None
     )
     daily = sessions / days
-    flow = daily * experiment.traffic_share * smallest
     return Power(
         goal=experiment.primary_goal,
         mde=mde,
@@ -466,5 +465,8 @@ def experiment_power(
         baseline=baseline,
         per_arm=per_arm,
         daily_sessions=daily,
-        days=per_arm / flow if per_arm is not None and flow > 0 else None,
+        # the smallest arm's own flow of sessions, as the one arm that must reach per_arm last
+        days=statistics.expected_duration_days(
+            per_arm, arms=1, daily_units=daily, share=experiment.traffic_share * smallest
+        ),
     )

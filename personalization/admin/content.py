@@ -12,6 +12,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from core import statistics
 from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin
 from personalization.models import ContentVariant, Experiment, ExperimentArm, ProposalKind, Slot
 from personalization.selectors import experiment_power
@@ -178,7 +179,8 @@ class ExperimentAdmin(ApprovableAdmin):
         if obj is None or obj.pk is None:
             return (
                 "Shown once the experiment is saved with its slot, arms and primary goal: the sessions each arm "
-                "needs to detect a +10% relative lift, and how long this site's traffic takes to bring them."
+                f"needs to detect a +{statistics.DEFAULT_MDE:.0%} relative lift, and how long this site's traffic "
+                "takes to bring them."
             )
         return experiment_power(experiment=obj).as_text()
 

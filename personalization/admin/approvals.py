@@ -265,8 +265,17 @@ class OptimizationProposalAdmin(ReadOnlyAdmin):
     (personalization/services/optimizer.py); its approve/reject actions belong here,
     as admin actions that call it, the way the approvals queue calls approval_decide."""
 
-    list_display = ["created_at", "experiment", "kind", "status", "confidence", "guardrail_reason", "decided_at"]
-    list_filter = ["status", "kind"]
+    list_display = [
+        "created_at",
+        "experiment",
+        "kind",
+        "status",
+        "requested_by",
+        "confidence",
+        "guardrail_reason",
+        "decided_at",
+    ]
+    list_filter = ["status", "kind", ("requested_by", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["experiment__key"]
-    list_select_related = ["experiment"]
+    list_select_related = ["experiment", "requested_by"]
     date_hierarchy = "created_at"

@@ -16,9 +16,9 @@ from core import statistics
 from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin
 from personalization.models import ContentVariant, Experiment, ExperimentArm, ProposalKind, Slot
 from personalization.selectors import experiment_power
+from personalization.services import experiment_checks
 from personalization.services.approvals import ApprovalError, approvable_create, experiment_edit
 from personalization.services.experiment_actions import DESCRIPTIONS, experiment_action_request
-from personalization.services.experiment_checks import design_check
 
 
 @admin.register(Slot)
@@ -60,27 +60,25 @@ class ExperimentArmFormSet(forms.BaseInlineFormSet):
         if any(self.errors) or (form is not None and not form.is_valid()):
             return  # each form's own errors first
         if experiment.published is not None:
-            return  # the arms are frozen: the services check them on submit and approve
-        shown = [
-            arm_form for arm_form in self.forms if arm_form.cleaned_data and not self._should_delete_form(arm_form)
-        ]
-        arms = [
-            {
-                "variant": arm_form.cleaned_data["variant"].pk,
-                "is_control": arm_form.cleaned_data["is_control"],
-                "weight": arm_form.cleaned_data["weight"],
-                "is_paused": arm_form.cleaned_data["is_paused"],
-            }
-            for arm_form in shown
-        ]
+            # the arms are frozen (shown read-only): check the stored ones with the new fields
+            shown, arms = [], experiment_checks.arms_of(experiment)
+        else:
+            shown = [each for each in self.forms if each.cleaned_data and not self._should_delete_form(each)]
+            arms = [
+                {name: each.cleaned_data[name] for name in ("is_control", "weight", "is_paused")}
+                | {"variant": each.cleaned_data["variant"].pk}
+                for each in shown
+            ]
         try:
-            design_check(experiment=experiment, arms=arms)
+            experiment_checks.design_check(experiment=experiment, arms=arms)
         except ValidationError as refusal:
             above = []
             for key, errors in refusal.message_dict.items():
                 arm_field = _ARM_FIELD.fullmatch(key)
-                if arm_field:
+                if arm_field and shown:
                     shown[int(arm_field[1])].add_error(arm_field[2], errors)
+                elif arm_field:
+                    above += [f"Arm {int(arm_field[1]) + 1}: {error}" for error in errors]
                 elif key == "arms":
                     above += errors
                 elif form is not None and key in form.fields:

@@ -537,6 +537,28 @@ def test_the_admin_form_saves_a_design_that_runs(site, slots, variants, marketer
     ]
 
 
+def test_moving_an_approved_experiment_to_another_slot_in_the_admin_is_refused_above_its_frozen_arms(
+    site, slots, variants, people
+):
+    marketer, _ = people
+    experiment = approved(draft(site, slots, people, two_arms(variants)), people)
+    data = _experiment_form(site, slots["cta"], [])
+    data |= {"arms-TOTAL_FORMS": "2", "arms-INITIAL_FORMS": "2"}
+    for index, row in enumerate(experiment.arms.order_by("-is_control", "id")):
+        data[f"arms-{index}-id"] = row.pk
+        data[f"arms-{index}-experiment"] = experiment.pk
+    before = state()
+
+    response = _client(marketer).post(reverse("admin:personalization_experiment_change", args=[experiment.pk]), data)
+
+    assert response.status_code == 200
+    assert response.context["inline_admin_formsets"][0].formset.non_form_errors() == [
+        "Arm 1: hero-a is content for slot hero, not for the experiment's slot cta: it could never be shown there.",
+        "Arm 2: hero-b is content for slot hero, not for the experiment's slot cta: it could never be shown there.",
+    ]
+    assert state() == before
+
+
 def test_the_submit_action_reports_the_slot_refusal_and_submits_nothing(site, slots, variants, people):
     marketer, _ = people
     approved(draft(site, slots, people, two_arms(variants), key="first"), people)

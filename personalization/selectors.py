@@ -240,7 +240,10 @@ def _load() -> dict[int, SiteConfig]:
         )
         site.experiments[slot] = (*site.experiments.get(slot, ()), config)
     # The latest winner per slot (ascending, so a later one replaces an earlier one).
-    concluded = Experiment.objects.exclude(published=None).filter(winner__isnull=False, ended_at__isnull=False)
+    # (archived with a winner: experiment_checks.serves_its_winner; a stop since ends it)
+    concluded = Experiment.objects.exclude(published=None).filter(
+        status=Status.ARCHIVED, winner__isnull=False, ended_at__isnull=False
+    )
     for site_id, key, slot_id, variant_id in concluded.order_by("ended_at", "pk").values_list(
         "site_id", "key", "slot_id", "winner_id"
     ):

@@ -198,12 +198,16 @@ class ExperimentAdmin(ApprovableAdmin):
         ]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        context["can_request_actions"] = (
-            obj is not None
-            and self.has_change_permission(request, obj)
-            and Experiment.objects.running().filter(pk=obj.pk).exists()
-        )
-        context["action_kinds"] = list(DESCRIPTIONS.items())
+        allowed = obj is not None and self.has_change_permission(request, obj)
+        if allowed and Experiment.objects.running().filter(pk=obj.pk).exists():
+            context["action_buttons"] = [
+                (ProposalKind.STOP, "Request stop"),
+                (ProposalKind.DECLARE_WINNER, "Declare a winner"),
+                (ProposalKind.PAUSE_VARIANT, "Pause an arm"),
+                (ProposalKind.RESUME_VARIANT, "Resume an arm"),
+            ]
+        elif allowed and experiment_checks.serves_its_winner(obj):
+            context["action_buttons"] = [(ProposalKind.STOP, "Stop serving the winner")]
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def request_action_view(self, request, object_id):

@@ -12,7 +12,8 @@ approval. The requests, their decisions and the audit log entries are the record
 
 Effects once approved: a stop ends the experiment (its visitors see the slot's usual
 content again); a winner ends it and its variant then serves to every visitor of the
-slot (decisions, reason ``winner``), consent or not, as it uses no behavioural data; a
+slot (decisions, reason ``winner``), consent or not, as it uses no behavioural data,
+until a stop of the same experiment ends that rollout or a later winner replaces it; a
 paused arm gets no new visitors (its share goes to the active arms in proportion to
 their weights, and its visitors are reassigned) until it is resumed.
 
@@ -48,7 +49,7 @@ ACTION_TEMPLATE = "experimentaction"
 HUMAN_KINDS = (ProposalKind.STOP, ProposalKind.DECLARE_WINNER, ProposalKind.PAUSE_VARIANT, ProposalKind.RESUME_VARIANT)
 WITH_VARIANT = (ProposalKind.DECLARE_WINNER, ProposalKind.PAUSE_VARIANT, ProposalKind.RESUME_VARIANT)
 DESCRIPTIONS = {
-    ProposalKind.STOP: "Stop the experiment",
+    ProposalKind.STOP: "Stop the experiment (after a winner: stop serving the winner)",
     ProposalKind.DECLARE_WINNER: "Declare a winner (it then serves to every visitor of the slot)",
     ProposalKind.PAUSE_VARIANT: "Pause an arm (it gets no new visitors)",
     ProposalKind.RESUME_VARIANT: "Resume a paused arm",

@@ -196,6 +196,14 @@ def slot_place(*, experiment: Experiment) -> float | None:
     return None
 
 
+def serves_its_winner(experiment: Experiment) -> bool:
+    """Whether the experiment ended with a winner that the decision engine serves to its
+    slot's visitors (see ``selectors._load``): archived with a winner, not stopped since."""
+    return (
+        experiment.status == Status.ARCHIVED and experiment.winner_id is not None and experiment.published is not None
+    )
+
+
 # People's actions on a running experiment (stop, declare a winner, pause or resume an
 # arm), checked when requested and again when approved: the world may have moved on.
 
@@ -204,20 +212,15 @@ def action_refusal(*, kind: str, experiment: Experiment, arms: list, proposed: d
     """Why ``kind`` with ``proposed`` cannot apply to ``experiment`` now, as (field, message); None if it can.
 
     ``arms`` are the experiment's :class:`ExperimentArm` rows. Rules: the experiment is
-    running (approved, not stopped, not ended); a winner is one of its arms and its
+    running (approved, not stopped, not ended) - except that a stop also ends a declared
+    winner's rollout (:func:`serves_its_winner`); a winner is one of its arms and its
     variant serves; a pause names active treatments (never the control) and leaves at
     least one active treatment (an experiment of the control alone compares nothing);
     a resume names paused arms. Reweights are checked by the optimizer.
     """
-    if (
-        experiment.published is None
-        or experiment.ended_at is not None
-        or experiment.status
-        in (
-            Status.PAUSED,
-            Status.ARCHIVED,
-        )
-    ):
+    running = experiment.published is not None and experiment.ended_at is None
+    running = running and experiment.status not in (Status.PAUSED, Status.ARCHIVED)
+    if not running and not (kind == ProposalKind.STOP and serves_its_winner(experiment)):
         state = "ended" if experiment.ended_at is not None else experiment.status
         return (
             "experiment",

@@ -905,14 +905,14 @@ def _apply(proposal: OptimizationProposal, experiment: Experiment, now: datetime
         experiment.winner_id = proposed["variant"]
         experiment.status = Status.ARCHIVED
     else:
-        experiment.status = Status.PAUSED
-    experiment.ended_at = now
+        experiment.status = Status.PAUSED  # a stop; after a winner, it ends the winner's rollout
+    experiment.ended_at = experiment.ended_at or now
     experiment.save(update_fields=["winner", "status", "ended_at", "updated_at"])
     _supersede_pending(experiment, except_pk=proposal.pk, now=now)
     return {
         "proposal": proposal.pk,
         "status": experiment.status,
-        "ended_at": now.isoformat(),
+        "ended_at": experiment.ended_at.isoformat(),
         "winner": experiment.winner_id,
     }
 

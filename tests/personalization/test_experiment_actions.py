@@ -131,7 +131,7 @@ def test_a_requested_stop_changes_nothing_until_approved_then_ends_the_experimen
     assert request.snapshot == {
         "experiment": "hero-test",
         "kind": "stop",
-        "action": "Stop the experiment",
+        "action": "Stop the experiment (after a winner: stop serving the winner)",
         "proposed": {"reason": "requested"},
         "reason": "The campaign ended early.",
         "requested_by": "mia",
@@ -180,6 +180,21 @@ def test_an_approved_winner_serves_to_every_visitor_of_the_slot_consent_or_not(
         AuditLog.objects.filter(action="requested_declare_winner", object_id=experiment.pk).get().changes["winner"]
         == variants["hero-b"].pk
     )
+
+
+def test_a_stop_after_a_winner_ends_its_rollout_and_the_slot_shows_its_usual_content(
+    approve, api, experiment, variants, people
+):
+    approve(ask(experiment, people, ProposalKind.DECLARE_WINNER, variants["hero-b"]), people)
+    experiment.refresh_from_db()
+    concluded = experiment.ended_at
+    assert shown(api, "winner", 3) == [("hero-b", "winner")] * 3
+
+    approve(ask(experiment, people, ProposalKind.STOP, reason="hero-b is now the default variant."), people)
+
+    experiment.refresh_from_db()
+    assert (experiment.status, experiment.winner, experiment.ended_at) == (Status.PAUSED, variants["hero-b"], concluded)
+    assert shown(api, "after", 3, consent=False) == [("hero-a", "no_consent")] * 3
 
 
 def test_declaring_a_winner_on_a_stopped_experiment_is_refused_and_nothing_changes(

@@ -526,10 +526,18 @@ def test_the_admin_form_shows_a_one_armed_bandit_on_the_allocation_field(site, s
 
 def test_the_admin_form_saves_a_design_that_runs(site, slots, variants, marketer):
     response = _client(marketer).post(
-        reverse("admin:personalization_experiment_add"), _experiment_form(site, slots["hero"], two_arms(variants))
+        reverse("admin:personalization_experiment_add"),
+        _experiment_form(site, slots["hero"], two_arms(variants)),
+        follow=True,
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 200
+    # the power figure, when the experiment is created (no traffic yet on this test site)
+    assert [str(message) for message in response.context["messages"]][0] == (
+        "Power of hero-test: Not computable yet: no purchase conversions to take a baseline rate from (the site's "
+        "sessions (slot hero has not been shown yet): 0 sessions in the last 14 days (0 a day), 0 with a purchase "
+        "conversion). The sample size needs the control's usual conversion rate."
+    )
     experiment = Experiment.objects.get()
     assert list(experiment.arms.values_list("variant__key", "is_control", "weight")) == [
         ("hero-a", True, 0.5),

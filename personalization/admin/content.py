@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from core import statistics
-from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin
+from personalization.admin.base import APPROVAL_FIELDS, ApprovableAdmin, refusal_text
 from personalization.models import ContentVariant, Experiment, ExperimentArm, ProposalKind, Slot
 from personalization.selectors import experiment_power
 from personalization.services import experiment_checks
@@ -185,10 +185,25 @@ class ExperimentAdmin(ApprovableAdmin):
     def create(self, request, *, obj, formsets):
         experiment = approvable_create(obj=obj, actor=request.user, arms=arms_of(formsets))
         self.message_user(request, f"Power of {experiment}: {experiment_power(experiment=experiment).as_text()}")
+        self.warn_about_the_slot(request, experiment)
         return experiment
 
     def edit(self, request, *, obj, changes, formsets):
-        return experiment_edit(experiment=obj, actor=request.user, changes=changes, arms=arms_of(formsets))
+        experiment = experiment_edit(experiment=obj, actor=request.user, changes=changes, arms=arms_of(formsets))
+        self.warn_about_the_slot(request, experiment)
+        return experiment
+
+    def warn_about_the_slot(self, request, experiment: Experiment) -> None:
+        """A draft is saved even when another experiment runs on its slot (that one may end
+        first), but its author learns now what submitting it would meet."""
+        try:
+            experiment_checks.slot_place(experiment=experiment)
+        except ValidationError as refusal:
+            self.message_user(
+                request,
+                f"{experiment} is saved, but would be refused on submit as things are: {refusal_text(refusal)}",
+                messages.WARNING,
+            )
 
     def get_urls(self):
         request_view = self.admin_site.admin_view(self.request_action_view)

@@ -567,6 +567,23 @@ def test_moving_an_approved_experiment_to_another_slot_in_the_admin_is_refused_a
     assert state() == before
 
 
+def test_saving_a_draft_on_a_slot_where_another_experiment_runs_warns_before_any_submit(site, slots, variants, people):
+    marketer, _ = people
+    approved(draft(site, slots, people, two_arms(variants), key="first"), people)
+    arms = [arm(variants["hero-a"], control=True), arm(variants["hero-c"])]
+
+    response = _client(marketer).post(
+        reverse("admin:personalization_experiment_add"), _experiment_form(site, slots["hero"], arms), follow=True
+    )
+
+    assert [str(message) for message in response.context["messages"]][1] == (
+        "hero-test is saved, but would be refused on submit as things are: slot: Experiment 'first' already runs "
+        "on slot hero: two experiments on one slot would each show their content to the other's visitors. Stop it "
+        "first, or declare both mutually exclusive (mutually_exclusive) so the slot's visitors are split between them."
+    )
+    assert Experiment.objects.get(key="hero-test").status == Status.DRAFT
+
+
 def test_the_submit_action_reports_the_slot_refusal_and_submits_nothing(site, slots, variants, people):
     marketer, _ = people
     approved(draft(site, slots, people, two_arms(variants), key="first"), people)

@@ -21,6 +21,30 @@ def rate_field(help_text: str = "") -> serializers.FloatField:
     return serializers.FloatField(allow_null=True, help_text=help_text or "null while undefined.")
 
 
+class ComparisonOut(serializers.Serializer):
+    """:class:`core.statistics.Comparison`: a treatment's metric against the control's."""
+
+    alpha = serializers.FloatField()
+    enough_data = serializers.BooleanField(help_text="false: not enough data; no lift or interval, p-values 1.")
+    reason = serializers.CharField(allow_null=True, help_text="`no_units`, `zero_baseline` or `zero_variance`.")
+    control_mean = rate_field()
+    treatment_mean = rate_field()
+    relative_lift = rate_field("Treatment / control - 1, a fraction (0.12 = +12%).")
+    standard_error = rate_field()
+    ci_low = rate_field("Fixed-horizon interval (1 - alpha) of the relative lift.")
+    ci_high = rate_field()
+    p_value = serializers.FloatField(
+        help_text="Welch t test of the relative lift; < alpha exactly when the interval excludes 0."
+    )
+    significant = serializers.BooleanField()
+    sequential_ready = serializers.BooleanField(help_text="false below the documented minimum sample.")
+    sequential_low = rate_field("Always-valid interval.")
+    sequential_high = rate_field()
+    sequential_p_value = serializers.FloatField()
+    sequential_significant = serializers.BooleanField()
+    chance_to_win = rate_field()
+
+
 class VariantResultOut(serializers.Serializer):
     key = serializers.CharField()
     control = serializers.BooleanField()
@@ -41,6 +65,37 @@ class VariantResultOut(serializers.Serializer):
     sequential_low = rate_field("Always-valid interval: safe to read at any time.")
     sequential_high = rate_field()
     sequential_p_value = rate_field()
+    enough_data = serializers.BooleanField(allow_null=True, help_text="null for the control.")
+    reason = serializers.CharField(allow_null=True, help_text="Why there is not enough data, if so.")
+    significant = serializers.BooleanField(allow_null=True, help_text="p_value < 0.05.")
+    sequential_ready = serializers.BooleanField(allow_null=True)
+    sequential_significant = serializers.BooleanField(allow_null=True)
+    p_value_holm = rate_field("Holm-adjusted p-value over the active treatments.")
+    sequential_p_value_holm = rate_field("Holm-adjusted always-valid p-value (the winner rule's).")
+    period_weighted_rate = rate_field("Bandits: the rate weighted by allocation period that the statistics use.")
+    revenue = serializers.FloatField(help_text="Revenue of the arm's exposed sessions, in `revenue.currency`.")
+    orders = serializers.IntegerField()
+    revenue_per_session = rate_field()
+    average_order_value = rate_field()
+    revenue_per_session_comparison = ComparisonOut(allow_null=True)
+    average_order_value_comparison = ComparisonOut(allow_null=True)
+
+
+class RevenueOut(serializers.Serializer):
+    currency = serializers.CharField()
+    definition = serializers.CharField()
+    other_currency_orders = serializers.IntegerField(help_text="Orders in another currency, left out.")
+
+
+class SampleSizeOut(serializers.Serializer):
+    metric = serializers.CharField()
+    mde = serializers.FloatField(help_text="Relative minimum detectable effect (0.1 = +10%).")
+    power = serializers.FloatField()
+    alpha = serializers.FloatField()
+    baseline_rate = rate_field()
+    per_arm = serializers.IntegerField(allow_null=True, help_text="Visitors per arm the winner rule needs.")
+    more_per_arm = serializers.IntegerField(allow_null=True, help_text="What the smallest active arm still lacks.")
+    sequential = serializers.BooleanField()
 
 
 class SampleRatioOut(serializers.Serializer):
@@ -68,6 +123,10 @@ class ExperimentReportOut(serializers.Serializer):
     minimum_sample = serializers.IntegerField()
     winner = serializers.CharField(allow_null=True)
     variants = VariantResultOut(many=True, help_text="Control first.")
+    period_weighted = serializers.BooleanField()
+    revenue = RevenueOut()
+    sample_size = SampleSizeOut()
+    winner_rule = serializers.CharField()
     srm = SampleRatioOut()
     proposals = ProposalOut(many=True, help_text="The optimizer's proposals waiting for approval.")
 
@@ -79,12 +138,16 @@ class ArmOut(serializers.Serializer):
 
 
 class LiftOut(serializers.Serializer):
+    enough_data = serializers.BooleanField()
+    reason = serializers.CharField(allow_null=True)
     relative_lift = rate_field()
     ci_low = rate_field()
     ci_high = rate_field()
     p_value = rate_field()
+    p_value_holm = rate_field("Holm-adjusted over the site's rules.")
     sequential_low = rate_field()
     sequential_high = rate_field()
+    sequential_p_value = rate_field()
     credible_low = rate_field()
     credible_high = rate_field()
     chance_to_beat_holdout = rate_field()

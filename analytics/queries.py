@@ -376,6 +376,7 @@ SCARCITY_RULE_COLUMNS = [
     "holdout_conversions",
     "holdout_rate",
     *LIFT_FIELDS,
+    "p_value_holm",
 ]
 
 
@@ -388,7 +389,8 @@ def scarcity_rules(filters: Filters) -> Table:
     come from :func:`core.statistics.holdout_lift`, as in
     ``GET /api/v1/analytics/scarcity`` (which counts from raw rows, by the time a session
     became eligible rather than the day it started). Rules without data in the range show
-    zeros. Ordered by site name, rule key.
+    zeros. Ordered by site name, rule key. ``p_value_holm`` is the lift's p-value adjusted
+    by Holm over the rules of the same site (read together, as on the page).
     """
     fields = SCARCITY_FIELDS
     sums = {row["rule_id"]: row for row in _sums(ScarcityRuleDaily, filters, ["rule_id"], fields)}
@@ -420,6 +422,14 @@ def scarcity_rules(filters: Filters) -> Table:
                 *(lift[name] for name in LIFT_FIELDS),
             )
         )
+    p_index = SCARCITY_RULE_COLUMNS.index("p_value")
+    by_site: dict[str, list[int]] = {}
+    for index, row in enumerate(out):
+        by_site.setdefault(row[0], []).append(index)
+    adjusted: dict[int, float] = {}
+    for indices in by_site.values():
+        adjusted.update(zip(indices, statistics.holm([out[i][p_index] for i in indices]), strict=True))
+    out = [(*row, adjusted[index]) for index, row in enumerate(out)]
     return Table("scarcity_rules", "Exposed vs holdout conversion per rule", SCARCITY_RULE_COLUMNS, out)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from personalization.models import Experiment, OptimizationProposal, Status
-from personalization.selectors import scarcity_effectiveness
+from personalization.selectors import experiment_revenue, scarcity_effectiveness
 from personalization.services.optimizer import experiment_results, proposals_pending
 
 VARIANT_FIELDS = (
@@ -33,6 +33,22 @@ VARIANT_FIELDS = (
     "sequential_low",
     "sequential_high",
     "sequential_p_value",
+    "enough_data",
+    "reason",
+    "significant",
+    "sequential_ready",
+    "sequential_significant",
+    "p_value_holm",
+    "sequential_p_value_holm",
+    "period_weighted_rate",
+)
+REVENUE_FIELDS = (
+    "revenue",
+    "orders",
+    "revenue_per_session",
+    "average_order_value",
+    "revenue_per_session_comparison",
+    "average_order_value_comparison",
 )
 
 
@@ -56,7 +72,12 @@ def proposal_out(proposal: OptimizationProposal) -> dict:
     }
 
 
-def experiment_results_out(experiment: Experiment, results: dict, proposals: list[OptimizationProposal]) -> dict:
+def experiment_results_out(
+    experiment: Experiment, results: dict, proposals: list[OptimizationProposal], revenue: dict
+) -> dict:
+    """The API's answer: the optimizer's results per variant, with revenue merged in by variant."""
+    revenue_of = {row["variant_id"]: row for row in revenue["variants"]}
+    empty = dict.fromkeys(REVENUE_FIELDS)
     return {
         "experiment": experiment.key,
         "status": experiment_status(experiment),
@@ -64,7 +85,17 @@ def experiment_results_out(experiment: Experiment, results: dict, proposals: lis
         "primary_goal": experiment.primary_goal,
         "minimum_sample": experiment.minimum_sample,
         "winner": experiment.winner.key if experiment.winner_id else None,
-        "variants": [{name: row[name] for name in VARIANT_FIELDS} for row in results["variants"]],
+        "variants": [
+            {
+                **{name: row[name] for name in VARIANT_FIELDS},
+                **{name: revenue_of.get(row["variant_id"], empty)[name] for name in REVENUE_FIELDS},
+            }
+            for row in results["variants"]
+        ],
+        "period_weighted": results["period_weighted"],
+        "revenue": {name: revenue[name] for name in ("currency", "definition", "other_currency_orders")},
+        "sample_size": results["sample_size"],
+        "winner_rule": results["winner_rule"],
         "srm": {
             "p_value": results["srm"]["p_value"],
             "flagged": results["srm"]["flagged"],
@@ -77,7 +108,8 @@ def experiment_results_out(experiment: Experiment, results: dict, proposals: lis
 def experiment_report(*, experiment: Experiment) -> dict:
     """An experiment's results as ``GET /api/v1/analytics/experiments/{key}`` answers them."""
     results = experiment_results(experiment=experiment)
-    return experiment_results_out(experiment, results, proposals_pending(experiment=experiment))
+    revenue = experiment_revenue(experiment=experiment)
+    return experiment_results_out(experiment, results, proposals_pending(experiment=experiment), revenue)
 
 
 def scarcity_report(*, site, since: dt.datetime | None, until: dt.datetime | None, goal: str = "purchase") -> dict:

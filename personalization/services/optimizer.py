@@ -361,6 +361,7 @@ class ExperimentStats:
         return {
             "p_value": self.srm.p_value,
             "flagged": self.srm.flagged,
+            "zero_weight_exposures": self.srm.zero_weight_exposures,
             "exposures": [arm.exposures_since for arm in self.counts.active],
             "weights": [arm.weight for arm in self.counts.active],
             "weights_since": self.counts.weights_since.isoformat() if self.counts.weights_since else None,
@@ -447,6 +448,38 @@ class ExperimentStats:
             "variants": variants,
             "srm": self.srm_out(),
             "winner_rule": WINNER_RULE,
+            "sample_size": self.sample_size_out(),
+        }
+
+    def sample_size_out(self) -> dict:
+        """Visitors per arm the winner rule needs (:func:`core.statistics.sample_size_per_arm`).
+
+        For the experiment's minimum detectable effect (``minimum_detectable_effect`` when
+        the experiment has one, else :data:`core.statistics.DEFAULT_MDE`) at the control's
+        observed conversion rate, 80% power, alpha 0.05 split over the active treatments;
+        ``more_per_arm`` is what the smallest active arm still lacks. None while the
+        control has no conversion (no baseline to plan from).
+        """
+        control, active = self.counts.control, self.counts.active
+        mde = getattr(self.experiment, "minimum_detectable_effect", None) or statistics.DEFAULT_MDE
+        baseline = control.arm.rate if control is not None and control.exposures else None
+        per_arm = None
+        if baseline is not None and 0 < baseline < 1 and len(active) >= 2:
+            try:
+                per_arm = statistics.sample_size_per_arm(
+                    baseline, mde, alpha=WINNER_ALPHA, power=statistics.DEFAULT_POWER, arms=len(active)
+                )
+            except ValueError:  # the lifted rate would reach 100%
+                per_arm = None
+        return {
+            "metric": "conversion rate",
+            "mde": mde,
+            "power": statistics.DEFAULT_POWER,
+            "alpha": WINNER_ALPHA,
+            "baseline_rate": baseline,
+            "per_arm": per_arm,
+            "more_per_arm": statistics.more_units_per_arm(per_arm, [arm.exposures for arm in active]),
+            "sequential": True,
         }
 
 
@@ -454,11 +487,20 @@ def experiment_results(*, experiment: Experiment) -> dict:
     """Per arm (control first): exposures, conversions, rate; Bayesian and frequentist numbers.
 
     ``ci_low``/``ci_high`` are the 95% credible interval of the relative lift over
-    control, ``confidence_low``/``confidence_high`` the frequentist one, ``sequential_*``
-    the always-valid interval and p-value; all None for the control (and the
-    frequentist ones while undefined, e.g. no control conversions). ``weight`` is the
-    arm's current share of new traffic (0 when paused). ``srm`` is the sample-ratio test
-    against the weights in force. Three queries (and a savepoint), whatever the traffic.
+    control, ``confidence_low``/``confidence_high`` the frequentist one with its
+    ``p_value`` (one statistic: the p-value is under 0.05 exactly when the interval
+    excludes 0), ``sequential_*`` the always-valid interval and p-value
+    (:func:`core.statistics.compare`); all None for the control. A treatment without
+    enough data (``enough_data`` False, ``reason`` says why: no control conversion, no
+    variance in an arm) has no lift or interval and p-values of 1; the always-valid
+    figures wait for the documented minimum (``sequential_ready``). ``p_value_holm`` and
+    ``sequential_p_value_holm`` are adjusted by Holm over the active treatments (the
+    winner rule reads the latter). Bandits' statistics use counts weighted by allocation
+    period (``period_weighted``, ``period_weighted_rate``). ``weight`` is the arm's
+    current share of new traffic (0 when paused). ``srm`` is the sample-ratio test
+    against the weights in force (arms of weight 0 left out). ``sample_size`` is what the
+    winner rule needs per arm and how many more visitors that is; ``winner_rule`` says
+    the rule. Three queries (and a savepoint), whatever the traffic.
     """
     return ExperimentStats(_counts_for([experiment])[experiment.pk]).results
 

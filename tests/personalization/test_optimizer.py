@@ -1,5 +1,6 @@
 """The optimizer: results from counts, SRM, bandit reweights, proposals and their approval."""
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from unittest import mock
@@ -155,6 +156,48 @@ def test_srm_after_a_reweight_tests_only_visitors_assigned_since_against_the_new
 
 
 # --- the pass -------------------------------------------------------------------------
+
+
+def test_srm_leaves_out_an_arm_floored_to_weight_zero_and_its_evidence_has_no_nan(site):
+    # Issue 10, defect 4: a weight of 0 (reachable with weight_floor=0) made the test NaN,
+    # and the NaN went into the proposal's evidence.
+    experiment = live_experiment(
+        site, arms=3, weights=[0.5, 0.5, 0.0], allocation=Allocation.BANDIT, weight_floor=0, minimum_sample=100
+    )
+    traffic(experiment, {"a": (700, 70), "b": (400, 40), "c": (30, 3)})
+
+    [proposal] = experiments_optimize(now=NOW)
+
+    expected = scipy_stats.chisquare([700, 400], f_exp=[550, 550]).pvalue
+    assert (proposal.kind, proposal.evidence["srm"]["p_value"]) == ("stop", expected)
+    assert proposal.evidence["srm"]["zero_weight_exposures"] == 30
+    json.dumps(proposal.evidence, allow_nan=False)  # raises on NaN or infinity
+
+
+def test_bandit_results_weigh_counts_by_allocation_period(site):
+    # Issue 10, defect 6: both arms convert alike within each period, the rate doubles
+    # after the reweight that sent most traffic to b. Pooled, b looks 41% better.
+    experiment = live_experiment(site, allocation=Allocation.BANDIT, minimum_sample=100_000)
+    changed = timezone.now() - timedelta(hours=2)
+    traffic(experiment, {"a": (1000, 50), "b": (1000, 50)}, exposed_at=changed - timedelta(hours=1))
+    OptimizationProposal.objects.create(
+        experiment=experiment,
+        kind=ProposalKind.REWEIGHT,
+        window=optimizer_window(changed),
+        status=ProposalStatus.AUTO_APPLIED,
+        decided_at=changed,
+    )
+    traffic(experiment, {"a": (200, 20), "b": (1800, 180)}, exposed_at=changed + timedelta(minutes=30))
+
+    results = experiment_results(experiment=experiment)
+
+    a, b = statistics.period_weighted([[Arm(1000, 50), Arm(1000, 50)], [Arm(200, 20), Arm(1800, 180)]])
+    assert results["period_weighted"] is True
+    assert [(v["exposures"], v["conversions"]) for v in results["variants"]] == [(1200, 70), (2800, 230)]
+    assert [v["period_weighted_rate"] for v in results["variants"]] == [pytest.approx(0.075), pytest.approx(0.075)]
+    assert results["variants"][1]["relative_lift"] == statistics.compare(a, b).relative_lift
+    assert results["variants"][1]["relative_lift"] == pytest.approx(0.0, abs=1e-12)
+    assert statistics.compare(Arm(1200, 70), Arm(2800, 230)).relative_lift == pytest.approx(0.409, abs=1e-3)
 
 
 def test_optimizer_window_is_now_floored_to_the_cadence():

@@ -603,3 +603,24 @@ def test_the_submit_action_reports_the_slot_refusal_and_submits_nothing(site, sl
     second.refresh_from_db()
     assert second.status == Status.DRAFT
     assert not ApprovalRequest.objects.filter(object_id=second.pk, content_type__model="experiment").exists()
+
+
+def test_the_approver_s_page_reports_a_refused_approval_and_the_request_stays_pending(site, slots, variants, people):
+    marketer, approver = people
+    second = draft(site, slots, people, [arm(variants["hero-a"], control=True), arm(variants["hero-c"])], key="second")
+    request = approval_submit(obj=second, requester=marketer)
+    approved(draft(site, slots, people, two_arms(variants), key="first"), people)
+    before = state()
+
+    response = _client(approver).post(
+        reverse("admin:personalization_approvalrequest_change", args=[request.pk]),
+        {"decision": "approve", "comment": "", "item_0": "on", "item_1": "on"},
+        follow=True,
+    )
+
+    assert [str(message) for message in response.context["messages"]] == [
+        "Not approved: slot: Experiment 'first' already runs on slot hero: two experiments on one slot would each "
+        "show their content to the other's visitors. Stop it first, or declare both mutually exclusive "
+        "(mutually_exclusive) so the slot's visitors are split between them."
+    ]
+    assert state() == before

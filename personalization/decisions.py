@@ -2,14 +2,18 @@
 
 Per requested slot:
 1. With a live experiment on the slot and personalization consent, the visitor is in
-   the test when ``bucket("traffic")`` < traffic share; the arm is the visitor's
-   sticky assignment if there is one, else the weight bucket of
-   ``bucket("arm")`` - a hash of experiment key and visitor id, so every process gives
-   the same answer - and the assignment is recorded.
-2. Otherwise, with consent: among the live variants whose targeting matches the
+   the test when ``bucket("traffic")`` < traffic share (for mutually exclusive
+   experiments: when the slot's ``bucket("exclusion")`` is in the experiment's range,
+   :func:`experiment_for`); the arm is the visitor's sticky assignment if there is one
+   (and its arm is not paused), else the weight bucket of ``bucket("arm")`` - a hash of
+   experiment key and visitor id, so every process gives the same answer - and the
+   assignment is recorded.
+2. Otherwise, when an experiment on the slot ended with a declared winner: the winner,
+   for every visitor (consent or not: it uses no behavioural data).
+3. Otherwise, with consent: among the live variants whose targeting matches the
    session, the one whose strategy is the path-and-stage strategy, else the most
    specifically targeted match, else the slot's default.
-3. Without personalization consent: the experiment's control (the visitor is not
+4. Without personalization consent: the experiment's control (the visitor is not
    counted in the experiment) or the slot's default; no behavioural data is used.
 
 New assignments, exposures (first per session and variant), personalization records and
@@ -146,31 +150,55 @@ def _assignments(
     return chosen, new
 
 
+def experiment_for(running: Sequence[ExperimentConfig], slot: str, visitor_id: str) -> ExperimentConfig | None:
+    """The running experiment of the slot whose traffic holds the visitor, if any.
+
+    A mutually exclusive experiment holds the visitors whose slot hash falls in its
+    range, so no visitor is in two of them; another holds those whose own traffic hash
+    is under its share (the services let only one such experiment run on a slot).
+    """
+    exclusion = None
+    for experiment in running:
+        if experiment.exclusion_start is None:
+            if bucket(experiment.key, visitor_id, "traffic") < experiment.traffic_share:
+                return experiment
+            continue
+        if exclusion is None:
+            exclusion = bucket(slot, visitor_id, "exclusion")
+        if experiment.exclusion_start <= exclusion < experiment.exclusion_start + experiment.traffic_share:
+            return experiment
+    return None
+
+
 def choose(
     session: JourneySession, slots: Sequence[str], config: SiteConfig, *, assigned: Mapping[int, int] | None = None
 ) -> tuple[list[SlotChoice], list[NewAssignment]]:
-    """The variant of each slot, and the assignments this decision makes."""
+    """The variant of each slot, and the assignments this decision makes.
+
+    Per slot: the visitor's arm when they are in a running experiment (personalization
+    consent only); else a declared winner, which serves to everyone; else without
+    consent the experiment's control or the slot's default; else targeting.
+    """
     consent = session.visitor.consent_personalization
+    visitor_id = session.visitor.visitor_id
     strategy = strategy_for(session.journey_path, session.current_stage)
-    in_test: list[ExperimentConfig] = []
-    for slot in slots:
-        experiment = config.experiments.get(slot)
-        if (
-            consent
-            and experiment is not None
-            and bucket(experiment.key, session.visitor.visitor_id, "traffic") < experiment.traffic_share
-        ):
-            in_test.append(experiment)
+    held = {slot: experiment_for(config.experiments.get(slot, ()), slot, visitor_id) for slot in slots}
+    in_test = [experiment for experiment in held.values() if consent and experiment is not None]
     arms, new = _assignments(session, in_test, assigned)
     choices = []
     for slot in slots:
         variants = config.slots.get(slot, [])
-        experiment = config.experiments.get(slot)
+        experiment = held[slot]
+        winner = config.winners.get(slot)
         if experiment is not None and experiment.id in arms:
             variant = config.variants[arms[experiment.id]]
             choices.append(SlotChoice(slot, variant, experiment, variant.strategy or strategy, "experiment"))
+        elif winner is not None:
+            variant = config.variants[winner.variant_id]
+            choices.append(SlotChoice(slot, variant, None, "experiment_winner", "winner"))
         elif not consent:
-            variant = config.variants[experiment.control.variant_id] if experiment else _default(variants)
+            running = experiment or next(iter(config.experiments.get(slot, ())), None)
+            variant = config.variants[running.control.variant_id] if running else _default(variants)
             choices.append(SlotChoice(slot, variant, None, "default", "no_consent"))
         else:
             variant, reason = _choose_by_targeting(variants, session, strategy)

@@ -130,6 +130,12 @@ class Allocation(models.TextChoices):
     BANDIT = "bandit"
 
 
+class ExperimentQuerySet(models.QuerySet):
+    def running(self) -> ExperimentQuerySet:
+        """Experiments the decision engine runs: approved, not paused or archived, not ended."""
+        return self.exclude(published=None).exclude(status__in=[Status.PAUSED, Status.ARCHIVED]).filter(ended_at=None)
+
+
 class Experiment(Approvable):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="experiments")
     key = models.SlugField(max_length=64)
@@ -142,9 +148,24 @@ class Experiment(Approvable):
     minimum_sample = models.PositiveIntegerField(default=1000, help_text="Exposures per arm before a winner.")
     weight_floor = models.FloatField(default=0.05)
     reweight_guardrail = models.FloatField(default=0.2, help_text="Largest automatic weight move per arm.")
+    mutually_exclusive = models.BooleanField(
+        default=False,
+        help_text="May run beside other mutually exclusive experiments on the same slot: the slot's visitors are "
+        "split between them by a hash of the visitor, each experiment taking its traffic share of them, so no "
+        "visitor is in two. Without it, an experiment is the only one live on its slot.",
+    )
+    exclusion_start = models.FloatField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Where a mutually exclusive experiment's share of the slot's visitors starts, in [0, 1): its "
+        "visitors are those whose slot hash is in [start, start + traffic share). Set when approved.",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     winner = models.ForeignKey(ContentVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects = ExperimentQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -154,6 +175,10 @@ class Experiment(Approvable):
             ),
             models.CheckConstraint(
                 condition=Q(weight_floor__gte=0) & Q(weight_floor__lt=0.5), name="experiment_weight_floor"
+            ),
+            models.CheckConstraint(
+                condition=Q(exclusion_start__isnull=True) | (Q(exclusion_start__gte=0) & Q(exclusion_start__lt=1)),
+                name="experiment_exclusion_start_0_1",
             ),
         ]
 
@@ -316,6 +341,7 @@ class AuditLog(models.Model):
 class ProposalKind(models.TextChoices):
     REWEIGHT = "reweight"
     PAUSE_VARIANT = "pause_variant"
+    RESUME_VARIANT = "resume_variant"
     STOP = "stop"
     DECLARE_WINNER = "declare_winner"
 
@@ -329,6 +355,9 @@ class ProposalStatus(models.TextChoices):
 
 
 class OptimizationProposal(models.Model):
+    """A change to a running experiment that the optimizer made or proposes, or that a
+    person requests (``requested_by``; the optimizer's have none)."""
+
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="proposals")
     kind = models.CharField(max_length=20, choices=ProposalKind.choices)
     window = models.CharField(max_length=32, help_text="The optimizer window that made it; one per kind.")
@@ -338,6 +367,14 @@ class OptimizationProposal(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=15, choices=ProposalStatus.choices)
     guardrail_reason = models.CharField(max_length=200, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The person who asked for it; empty for the optimizer's own proposals.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
 
 from core import statistics
 from core.config_cache import VersionedCache
@@ -27,6 +28,7 @@ from personalization.models import (
     ContentVariant,
     Experiment,
     ExperimentArm,
+    Exposure,
     HoldoutMembership,
     Offer,
     ScarcityRule,
@@ -134,23 +136,39 @@ class ArmConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """A running experiment. A mutually exclusive one holds the visitors whose slot hash
+    is in ``[exclusion_start, exclusion_start + traffic_share)``; any other, those whose
+    own traffic hash is under ``traffic_share``."""
+
     id: int
     key: str
     slot: str
     traffic_share: float
     allocation: str
     arms: tuple[ArmConfig, ...]
+    exclusion_start: float | None = None
 
     @property
     def control(self) -> ArmConfig:
         return next(arm for arm in self.arms if arm.is_control)
 
 
+@dataclass(frozen=True)
+class WinnerConfig:
+    """The variant a concluded experiment declared the winner: the slot's content for
+    every visitor who is not in a running experiment on the slot."""
+
+    experiment_key: str
+    variant_id: int
+
+
 @dataclass
 class SiteConfig:
     slots: dict[str, list[VariantConfig]] = field(default_factory=lambda: defaultdict(list))
     variants: dict[int, VariantConfig] = field(default_factory=dict)
-    experiments: dict[str, ExperimentConfig] = field(default_factory=dict)
+    # per slot, the running experiments (by id; one unless they are mutually exclusive)
+    experiments: dict[str, tuple[ExperimentConfig, ...]] = field(default_factory=dict)
+    winners: dict[str, WinnerConfig] = field(default_factory=dict)
     slot_keys: set[str] = field(default_factory=set)
 
 
@@ -205,22 +223,35 @@ def _load() -> dict[int, SiteConfig]:
         arms[arm.experiment_id].append(ArmConfig(arm.variant_id, arm.is_control, arm.weight))
     # A live experiment serves its approved snapshot even while an edit awaits approval;
     # its arms are locked once approved (weights move only through the optimizer).
-    serving = Experiment.objects.exclude(published=None).exclude(status__in=[Status.PAUSED, Status.ARCHIVED])
-    for experiment in serving.filter(ended_at=None):
+    for experiment in Experiment.objects.running().order_by("pk"):
         site = sites[experiment.site_id]
         approved = experiment.published
         experiment_arms = tuple(arm for arm in arms[experiment.pk] if arm.variant_id in site.variants)
         if not any(arm.is_control for arm in experiment_arms) or len(experiment_arms) < 2:
             continue  # an experiment whose variants are not all live does not run
         slot = slot_keys[approved["slot"]]
-        site.experiments[slot] = ExperimentConfig(
+        config = ExperimentConfig(
             id=experiment.pk,
             key=experiment.key,
             slot=slot,
             traffic_share=approved["traffic_share"],
             allocation=approved["allocation"],
             arms=experiment_arms,
+            exclusion_start=experiment.exclusion_start if approved.get("mutually_exclusive") else None,
         )
+        site.experiments[slot] = (*site.experiments.get(slot, ()), config)
+    # The latest winner per slot (ascending, so a later one replaces an earlier one).
+    # (archived with a winner: experiment_checks.serves_its_winner; a stop since ends it)
+    concluded = Experiment.objects.exclude(published=None).filter(
+        status=Status.ARCHIVED, winner__isnull=False, ended_at__isnull=False
+    )
+    for site_id, key, slot_id, variant_id in concluded.order_by("ended_at", "pk").values_list(
+        "site_id", "key", "slot_id", "winner_id"
+    ):
+        site = sites[site_id]
+        variant = site.variants.get(variant_id)
+        if variant is not None and variant.slot == slot_keys[slot_id]:  # a winner that still serves there
+            site.winners[variant.slot] = WinnerConfig(key, variant_id)
     return dict(sites)
 
 
@@ -319,6 +350,134 @@ def scarcity_effectiveness(
     for row, adjusted in zip(out, statistics.holm([row["lift"]["p_value"] for row in out]), strict=True):
         row["lift"]["p_value_holm"] = adjusted
     return out
+
+
+# --- power: how many visitors an experiment needs, and how long that takes -------------
+
+POWER_WINDOW_DAYS = 14
+
+
+@dataclass(frozen=True)
+class Power:
+    """The sample size an experiment needs per arm and how long the site's traffic takes to bring it.
+
+    ``per_arm`` are exposed sessions per arm (what the optimizer counts) for the
+    always-valid test behind the winner rule to detect a relative lift of ``mde`` in the
+    primary goal's conversion rate with probability ``power`` at significance ``alpha``
+    (two-sided, split over the treatments: :func:`core.statistics.sample_size_per_arm`).
+    ``baseline`` is that rate among the slot's exposed sessions over the last
+    ``window_days`` (the site's sessions when the slot has none yet); ``daily_sessions``
+    those sessions per day. ``days`` is the time the smallest arm takes to reach
+    ``per_arm``: per_arm / (daily sessions x traffic share x the smallest active arm's share).
+    """
+
+    goal: str
+    mde: float
+    alpha: float
+    power: float
+    arms: int
+    source: str
+    window_days: float
+    sessions: int
+    conversions: int
+    traffic_share: float
+    smallest_share: float
+    baseline: float | None
+    per_arm: int | None
+    daily_sessions: float
+    days: float | None
+
+    def as_text(self) -> str:
+        """The figure as a manager reads it, with its units and where its numbers come from."""
+        basis = (
+            f"{self.source}: {self.sessions:,} sessions in the last {self.window_days:.0f} days "
+            f"({self.daily_sessions:,.0f} a day), {self.conversions:,} with a {self.goal} conversion"
+        )
+        if self.per_arm is None:
+            return (
+                f"Not computable yet: no {self.goal} conversions to take a baseline rate from ({basis}). "
+                "The sample size needs the control's usual conversion rate."
+            )
+        detect = (
+            f"{self.per_arm:,} exposed sessions per arm ({self.arms} arms) detect a +{self.mde:.0%} relative lift "
+            f"in the {self.goal} rate (baseline {self.baseline:.2%}) with {self.power:.0%} power at "
+            f"{1 - self.alpha:.0%} confidence (the always-valid test the winner rule uses)."
+        )
+        if self.days is None:
+            return f"{detect} No sessions in the window, so no duration. Basis: {basis}."
+        return (
+            f"{detect} Expected duration: about {self.days:,.1f} days at traffic share {self.traffic_share:.0%} "
+            f"with the smallest arm at {self.smallest_share:.0%} of it. Basis: {basis}."
+        )
+
+
+def experiment_power(
+    *,
+    experiment: Experiment,
+    mde: float | None = None,
+    alpha: float = 0.05,
+    power: float | None = None,
+    now: datetime | None = None,
+) -> Power:
+    """:class:`Power` of ``experiment`` as designed (its active arms, traffic share and primary goal).
+
+    Three queries: the slot's exposed sessions in the window, the converted ones, and
+    the first exposure (a slot younger than the window is averaged over its own age).
+    """
+    now = now or timezone.now()
+    mde = statistics.DEFAULT_MDE if mde is None else mde
+    power = statistics.DEFAULT_POWER if power is None else power
+    since = now - timedelta(days=POWER_WINDOW_DAYS)
+    arms = list(experiment.arms.filter(is_paused=False).values_list("weight", flat=True))
+    total = sum(arms) or 1.0
+    smallest = min(arms) / total if arms else 1.0
+    exposures = Exposure.objects.filter(variant__slot_id=experiment.slot_id, exposed_at__gte=since, exposed_at__lt=now)
+    converted = ConversionEvent.objects.filter(
+        session_id=OuterRef("session_id"), type=experiment.primary_goal, converted_at__gte=OuterRef("exposed_at")
+    )
+    first = exposures.order_by("exposed_at").values_list("exposed_at", flat=True).first()
+    if first is not None:
+        source = f"slot {experiment.slot.key}'s exposed sessions"
+        sessions = exposures.values("session_id").distinct().count()
+        conversions = exposures.filter(Exists(converted)).values("session_id").distinct().count()
+    else:
+        source = f"the site's sessions (slot {experiment.slot.key} has not been shown yet)"
+        site_sessions = JourneySession.objects.filter(
+            site_id=experiment.site_id, started_at__gte=since, started_at__lt=now
+        )
+        first = site_sessions.order_by("started_at").values_list("started_at", flat=True).first()
+        sessions = site_sessions.count()
+        conversions = site_sessions.filter(
+            Exists(ConversionEvent.objects.filter(session_id=OuterRef("pk"), type=experiment.primary_goal))
+        ).count()
+    days = POWER_WINDOW_DAYS if first is None else min(POWER_WINDOW_DAYS, max((now - first).total_seconds() / 86400, 1))
+    baseline = conversions / sessions if sessions else None
+    per_arm = (
+        statistics.sample_size_per_arm(baseline, mde, alpha=alpha, power=power, arms=max(len(arms), 2))
+        if baseline
+        else None
+    )
+    daily = sessions / days
+    return Power(
+        goal=experiment.primary_goal,
+        mde=mde,
+        alpha=alpha,
+        power=power,
+        arms=max(len(arms), 2),
+        source=source,
+        window_days=days,
+        sessions=sessions,
+        conversions=conversions,
+        traffic_share=experiment.traffic_share,
+        smallest_share=smallest,
+        baseline=baseline,
+        per_arm=per_arm,
+        daily_sessions=daily,
+        # the smallest arm's own flow of sessions, as the one arm that must reach per_arm last
+        days=statistics.expected_duration_days(
+            per_arm, arms=1, daily_units=daily, share=experiment.traffic_share * smallest
+        ),
+    )
 
 
 # One row per arm: its exposed sessions and, per session, the revenue (values of every

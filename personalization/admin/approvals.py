@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -13,8 +13,17 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
-from personalization.admin.base import admin_change_url, pretty_json
-from personalization.models import ApprovalRequest, ApprovalTemplate, AuditLog, OptimizationProposal, RequestStatus
+from personalization.admin.base import admin_change_url, pretty_json, refusal_text
+from personalization.models import (
+    ApprovalRequest,
+    ApprovalTemplate,
+    AuditLog,
+    ContentVariant,
+    Experiment,
+    OptimizationProposal,
+    RequestStatus,
+)
+from personalization.selectors import experiment_power
 from personalization.services.approvals import (
     ApprovalError,
     ChecklistIncomplete,
@@ -47,10 +56,25 @@ class DecisionForm(forms.Form):
         return {item: bool(self.cleaned_data.get(f"item_{index}")) for index, item in enumerate(self.checklist)}
 
 
+def arms_shown(arms: list[dict]) -> str:
+    """An experiment's arms as a person reads them: one line per arm, by variant key and name."""
+    variants = ContentVariant.objects.select_related("slot").in_bulk([arm["variant"] for arm in arms])
+    lines = []
+    for arm in arms:
+        variant = variants.get(arm["variant"])
+        name = f"{variant.key} ({variant.name}, slot {variant.slot.key})" if variant else f"#{arm['variant']} (deleted)"
+        role = "control" if arm["is_control"] else "treatment"
+        paused = ", paused" if arm.get("is_paused") else ""
+        lines.append(f"{name}: {role}, weight {arm['weight']:.0%}{paused}")
+    return "\n".join(lines)
+
+
 def _shown(model, name: str, value):
     """A snapshot value as a person reads it: related objects by name, JSON indented."""
     if value is None or value == "":
         return "-"
+    if model is Experiment and name == "arms" and isinstance(value, list):
+        return arms_shown(value) if value else "no arms"
     try:
         field = model._meta.get_field(name)
     except FieldDoesNotExist:
@@ -169,6 +193,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             except ApprovalError as error:
                 self.message_user(request, str(error), messages.ERROR)
                 return HttpResponseRedirect(request.path)
+            except ValidationError as refusal:  # what was submitted could not run as the world is now
+                self.message_user(request, f"Not approved: {refusal_text(refusal)}", messages.ERROR)
+                return HttpResponseRedirect(request.path)
             else:
                 self.message_user(
                     request,
@@ -189,6 +216,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 (name, _shown(model, name, old), _shown(model, name, new)) for name, old, new in diff_rows(approval)
             ],
             "first_version": approval.previous is None,
+            "power": experiment_power(experiment=target).as_text() if isinstance(target, Experiment) else None,
             "recorded_checklist": list(approval.checklist.items()),
             "form": form,
             "can_decide": (
@@ -237,8 +265,17 @@ class OptimizationProposalAdmin(ReadOnlyAdmin):
     (personalization/services/optimizer.py); its approve/reject actions belong here,
     as admin actions that call it, the way the approvals queue calls approval_decide."""
 
-    list_display = ["created_at", "experiment", "kind", "status", "confidence", "guardrail_reason", "decided_at"]
-    list_filter = ["status", "kind"]
+    list_display = [
+        "created_at",
+        "experiment",
+        "kind",
+        "status",
+        "requested_by",
+        "confidence",
+        "guardrail_reason",
+        "decided_at",
+    ]
+    list_filter = ["status", "kind", ("requested_by", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["experiment__key"]
-    list_select_related = ["experiment"]
+    list_select_related = ["experiment", "requested_by"]
     date_hierarchy = "created_at"

@@ -6,6 +6,7 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -34,6 +35,17 @@ def admin_change_url(obj) -> str | None:
         return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
     except NoReverseMatch:
         return None
+
+
+def refusal_text(refusal: ValidationError) -> str:
+    """A service's refusal as one line, each message after the field it names."""
+    if not hasattr(refusal, "error_dict"):
+        return " ".join(refusal.messages)
+    return " ".join(
+        message if field == NON_FIELD_ERRORS else f"{field}: {message}"
+        for field, messages in refusal.message_dict.items()
+        for message in messages
+    )
 
 
 def pretty_json(value) -> str:
@@ -107,7 +119,11 @@ class ApprovableAdmin(admin.ModelAdmin):
             elif obj.published_version == obj.version:
                 self.message_user(request, f"{obj} version {obj.version} is already approved.", messages.WARNING)
             else:
-                approval_submit(obj=obj, requester=request.user)
+                try:
+                    approval_submit(obj=obj, requester=request.user)
+                except ValidationError as refusal:
+                    self.message_user(request, f"{obj} was not submitted: {refusal_text(refusal)}", messages.ERROR)
+                    continue
                 submitted.append(f"{obj} v{obj.version}")
         if submitted:
             self.message_user(request, f"Submitted for approval: {', '.join(submitted)}.", messages.SUCCESS)

@@ -9,7 +9,9 @@ Rules (PRODUCT.md section 5):
 - an approval confirms every item of the request's checklist; a rejection says why;
 - editing an approved object makes a new version that needs approval again; the
   published snapshot keeps serving until then;
-- every action is written to the audit log.
+- every action is written to the audit log;
+- an experiment's design is checked on create, edit, submit and approve, and where it
+  runs on its slot on submit and approve (:mod:`personalization.services.experiment_checks`).
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from personalization.models import (
     Offer,
     RequestStatus,
     ScarcityRule,
+    Slot,
     Status,
 )
+from personalization.services import experiment_checks
 
 DECISIONS_NAMESPACE = "decisions"
 APPROVERS_GROUP = "Approvers"
@@ -160,7 +164,9 @@ def approvable_create(*, obj, actor, arms: list[dict] | None = None):
     validated (``full_clean``: a ``ValidationError`` saves nothing) and its creator is
     ``actor``. Refused with :class:`NotANewDraft`, nothing saved: an object already saved,
     approved, live or past version 1, and an offer that carries a stock report (the
-    stock is set afterwards with ``offer_stock_set``).
+    stock is set afterwards with ``offer_stock_set``). An experiment's arms are checked
+    too (:func:`~personalization.services.experiment_checks.design_check`: a
+    ``ValidationError`` naming the field, nothing saved).
     """
     if not isinstance(obj, APPROVABLE_MODELS) or obj.pk is not None:
         raise NotANewDraft(f"{obj!r} is not a new variant, offer, experiment or scarcity rule.")
@@ -174,6 +180,8 @@ def approvable_create(*, obj, actor, arms: list[dict] | None = None):
         raise NotANewDraft("Only an experiment has arms.")
     obj.created_by = actor
     obj.full_clean()
+    if isinstance(obj, Experiment):
+        experiment_checks.design_check(experiment=obj, arms=arms or [])
     obj.save()
     if arms:
         _arms_create(obj, arms)
@@ -183,8 +191,16 @@ def approvable_create(*, obj, actor, arms: list[dict] | None = None):
 
 @transaction.atomic
 def approval_submit(*, obj, requester) -> ApprovalRequest:
-    """Submit the object's current version for approval (withdrawing an older request)."""
+    """Submit the object's current version for approval (withdrawing an older request).
+
+    An experiment that could not run as it is (its design, or another experiment on its
+    slot: :mod:`~personalization.services.experiment_checks`) is refused with a
+    ``ValidationError`` naming the field, and nothing changes.
+    """
     obj = type(obj).objects.select_for_update().get(pk=obj.pk)
+    if isinstance(obj, Experiment):
+        experiment_checks.design_check(experiment=obj, arms=experiment_checks.arms_of(obj))
+        experiment_checks.slot_place(experiment=obj)
     content_type = ContentType.objects.get_for_model(obj)
     ApprovalRequest.objects.filter(content_type=content_type, object_id=obj.pk, status=RequestStatus.PENDING).update(
         status=RequestStatus.WITHDRAWN, decided_at=timezone.now()
@@ -223,8 +239,11 @@ def approval_decide(
     Refused: a request not pending (:class:`NotPending`), its requester deciding
     (:class:`SelfApprovalRefused`), a decider not an approver (:class:`NotAnApprover`),
     an approval that does not tick every item of the request's checklist or a
-    rejection without a comment (:func:`decision_check`), and an approval of a version
-    edited since. Optimizer proposals are not versioned objects: their requests are
+    rejection without a comment (:func:`decision_check`), an approval of a version
+    edited since, and the approval of an experiment that could not run as the world is
+    now (its design, its variants not serving, another experiment on its slot: a
+    ``ValidationError`` naming the field). A mutually exclusive experiment's range of
+    its slot's visitors is placed here. Optimizer proposals are not versioned objects: their requests are
     decided by :func:`personalization.services.optimizer.proposal_decide`, under the
     same rules.
     """
@@ -243,6 +262,12 @@ def approval_decide(
     obj = request.content_type.model_class().objects.select_for_update().get(pk=request.object_id)
     if approve and obj.version != request.version:
         raise NotPending("The object was edited after this request; the new version needs its own request.")
+    if approve and isinstance(obj, Experiment):
+        arms = experiment_checks.arms_of(obj)
+        experiment_checks.design_check(experiment=obj, arms=arms)
+        experiment_checks.serving_check(arms=arms)
+        Slot.objects.select_for_update().get(pk=obj.slot_id)  # approvals on one slot see each other
+        obj.exclusion_start = experiment_checks.slot_place(experiment=obj)
     now = timezone.now()
     request.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
     request.decider = decider
@@ -284,6 +309,8 @@ def approvable_edit(*, obj, actor, changes: dict):
     for field, value in changes.items():
         setattr(obj, field, value)
     obj.full_clean()
+    if isinstance(obj, Experiment):
+        experiment_checks.design_check(experiment=obj, arms=experiment_checks.arms_of(obj))
     diff = _diff(before, snapshot(obj))
     if not diff:
         live = [field for field in changes if field in LIVE_DATA_FIELDS]
@@ -375,7 +402,9 @@ def experiment_edit(*, experiment: Experiment, actor, changes: dict, arms: list[
     engine and the optimizer read a live experiment's arms from their rows, so the
     arms of an experiment that was ever approved cannot change here
     (:class:`ApprovalError`, nothing changed): weights move through the optimizer's
-    proposals, other designs are a new experiment.
+    proposals and people's approved requests, other designs are a new experiment. A
+    design that could not run is refused with a ``ValidationError`` naming the field
+    (:func:`~personalization.services.experiment_checks.design_check`), nothing changed.
     """
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if arms is None or _arm_rows(arms) == _arm_rows(snapshot(experiment)["arms"]):
@@ -383,9 +412,10 @@ def experiment_edit(*, experiment: Experiment, actor, changes: dict, arms: list[
     if experiment.published is not None:
         raise ApprovalError("The arms of an approved experiment change only through optimizer proposals.")
     before = snapshot(experiment)
-    experiment.arms.all().delete()
-    _arms_create(experiment, arms)
     for field, value in changes.items():
         setattr(experiment, field, value)
     experiment.full_clean()
+    experiment_checks.design_check(experiment=experiment, arms=arms)
+    experiment.arms.all().delete()
+    _arms_create(experiment, arms)
     return _new_version(experiment, actor=actor, diff=_diff(before, snapshot(experiment)))

@@ -100,6 +100,7 @@ from personalization.models import (
     RequestStatus,
     Status,
 )
+from personalization.services import experiment_checks
 from personalization.services.approvals import (
     DECISIONS_NAMESPACE,
     ApprovalError,
@@ -224,7 +225,7 @@ LEFT JOIN periods p ON p.experiment_id = e.experiment_id
 WHERE e.experiment_id = ANY(%(ids)s)
 GROUP BY e.experiment_id, e.variant_id, 3
 """
-_CHANGE_KINDS = [ProposalKind.REWEIGHT, ProposalKind.PAUSE_VARIANT]
+_CHANGE_KINDS = [ProposalKind.REWEIGHT, ProposalKind.PAUSE_VARIANT, ProposalKind.RESUME_VARIANT]
 _CHANGE_STATUSES = [ProposalStatus.AUTO_APPLIED, ProposalStatus.APPROVED]
 
 
@@ -860,8 +861,10 @@ def proposal_decide(
     checklist and a rejection with a comment
     (:func:`~personalization.services.approvals.decision_check`). Approval applies the
     change under row locks on the experiment, the proposal and the arms: new weights,
-    paused arms, or the experiment ended (a winner archives it, a stop pauses it; other
-    pending proposals are superseded).
+    paused or resumed arms, or the experiment ended (a winner archives it and then
+    serves to every visitor of the slot, a stop pauses it; other pending proposals are
+    superseded). The same function decides the requests people make
+    (:mod:`personalization.services.experiment_actions`), whose requester is that person.
     The decision is audited and the decision cache is invalidated on commit.
     """
     # Lock in the optimizer pass's order (experiment, then its proposals), so the two never deadlock.
@@ -903,17 +906,25 @@ def proposal_decide(
         changes={"kind": proposal.kind, "comment": comment, "checklist": checklist or {}},
     )
     if approve:
-        audit(actor=decider, action=f"optimizer_{proposal.kind}", obj=experiment, changes=applied)
+        by = "optimizer" if proposal.requested_by_id is None else "requested"
+        audit(actor=decider, action=f"{by}_{proposal.kind}", obj=experiment, changes=applied)
         bump(DECISIONS_NAMESPACE)
     hooks.feed("proposal_decided", proposal=proposal, experiment=experiment)
     return proposal
 
 
 def _apply(proposal: OptimizationProposal, experiment: Experiment, now: datetime) -> dict:
-    """Make the proposed change; :class:`ProposalStale` when the experiment moved on."""
-    if experiment.status != Status.LIVE or experiment.ended_at is not None:
-        raise ProposalStale("The experiment is no longer running.")
-    arms = {arm.variant_id: arm for arm in ExperimentArm.objects.select_for_update().filter(experiment=experiment)}
+    """Make the proposed change; :class:`ProposalStale` when the experiment moved on
+    (:func:`~personalization.services.experiment_checks.action_refusal`)."""
+    arms = {
+        arm.variant_id: arm
+        for arm in ExperimentArm.objects.select_for_update().select_related("variant").filter(experiment=experiment)
+    }
+    refusal = experiment_checks.action_refusal(
+        kind=proposal.kind, experiment=experiment, arms=list(arms.values()), proposed=proposal.proposed
+    )
+    if refusal is not None:
+        raise ProposalStale(refusal[1])
     active = {variant_id for variant_id, arm in arms.items() if not arm.is_paused}
     proposed = proposal.proposed
     if proposal.kind == ProposalKind.REWEIGHT:
@@ -925,28 +936,25 @@ def _apply(proposal: OptimizationProposal, experiment: Experiment, now: datetime
             arms[variant_id].weight = weight
         ExperimentArm.objects.bulk_update([arms[v] for v in weights], ["weight"])
         return {"proposal": proposal.pk, **changes}
-    if proposal.kind == ProposalKind.PAUSE_VARIANT:
-        paused = [row["variant"] for row in proposed["variants"]]
-        if any(v not in active or arms[v].is_control for v in paused) or not (active - set(paused)) - {
-            v for v, arm in arms.items() if arm.is_control
-        }:
-            raise ProposalStale("These arms cannot be paused any more.")
-        ExperimentArm.objects.filter(experiment=experiment, variant_id__in=paused).update(is_paused=True)
-        return {"proposal": proposal.pk, "paused": paused}
+    if proposal.kind in (ProposalKind.PAUSE_VARIANT, ProposalKind.RESUME_VARIANT):
+        # A paused arm gets no new visitors: the decision engine splits the traffic among
+        # the active arms in proportion to their weights, so its share goes to them.
+        named = [row["variant"] for row in proposed["variants"]]
+        paused = proposal.kind == ProposalKind.PAUSE_VARIANT
+        ExperimentArm.objects.filter(experiment=experiment, variant_id__in=named).update(is_paused=paused)
+        return {"proposal": proposal.pk, "paused" if paused else "resumed": named}
     if proposal.kind == ProposalKind.DECLARE_WINNER:
-        if proposed["variant"] not in arms:
-            raise ProposalStale("The winner is not an arm of this experiment.")
         experiment.winner_id = proposed["variant"]
         experiment.status = Status.ARCHIVED
     else:
-        experiment.status = Status.PAUSED
-    experiment.ended_at = now
+        experiment.status = Status.PAUSED  # a stop; after a winner, it ends the winner's rollout
+    experiment.ended_at = experiment.ended_at or now
     experiment.save(update_fields=["winner", "status", "ended_at", "updated_at"])
     _supersede_pending(experiment, except_pk=proposal.pk, now=now)
     return {
         "proposal": proposal.pk,
         "status": experiment.status,
-        "ended_at": now.isoformat(),
+        "ended_at": experiment.ended_at.isoformat(),
         "winner": experiment.winner_id,
     }
 

@@ -419,7 +419,7 @@ def test_two_control_arms_are_a_form_error_and_nothing_is_saved(site, slot, mark
 
     assert response.status_code == 200
     assert response.context["inline_admin_formsets"][0].formset.non_form_errors() == [
-        "An experiment has exactly one control arm."
+        "Mark exactly one arm as the control (is_control): arms 1, 2 are."
     ]
     assert not Experiment.objects.exists()
     assert not ExperimentArm.objects.exists()

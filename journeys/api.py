@@ -11,7 +11,13 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.serializers import UNSTORABLE_TEXT, PlainTextJSONParser, StorableJSONParser, unstorable
+from core.serializers import (
+    UNSTORABLE_TEXT,
+    PlainTextJSONParser,
+    StorableJSONParser,
+    content_type_check,
+    unstorable,
+)
 from journeys import api_schema as doc
 from journeys.authentication import (
     HasSiteKey,
@@ -326,6 +332,7 @@ class EventsApi(SiteApi):
     the same JSON whether sent as ``application/json`` or as a beacon's ``text/plain``."""
 
     def post(self, request):
+        content_type_check(request, self.get_parsers())
         try:
             events = parse_batch(_body_of(request))
             result = events_ingest(site=request.site, events=events)

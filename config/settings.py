@@ -259,6 +259,10 @@ SPECTACULAR_SETTINGS = {
         "conversions) are idempotent on the client's ids; a 2xx is sent only after the data is committed."
     ),
     "VERSION": "1.0.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "journeys.api_schema.url_too_long_everywhere",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",

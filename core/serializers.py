@@ -196,19 +196,20 @@ class UnitField(serializers.FloatField):
 class FreeFormField(serializers.DictField):
     """A free-form JSON object (``context``, ``metadata``, ``utm``...): any keys and values,
     at most ``JSON_FIELD_MAX_BYTES`` as compact JSON and ``JSON_MAX_DEPTH`` levels deep
-    (counted from the body, this object being level 2)."""
+    counted from the body (this object is at ``level``: 2 for a top-level field)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, level: int = 2, **kwargs):
+        self.level = level
         limits = (
             f"At most {settings.JSON_FIELD_MAX_BYTES:,} bytes as JSON, nested at most "
-            f"{settings.JSON_MAX_DEPTH - 1} levels."
+            f"{settings.JSON_MAX_DEPTH - level + 1} levels (itself included)."
         )
         help_text = kwargs.pop("help_text", "")
         super().__init__(help_text=f"{help_text} {limits}".strip(), **kwargs)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        problem = json_problem(value, settings.JSON_MAX_DEPTH, depth=2)
+        problem = json_problem(value, settings.JSON_MAX_DEPTH, depth=self.level)
         if problem is not None:
             path, reason = problem
             where = ".".join(str(part) for part in path)

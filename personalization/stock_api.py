@@ -83,6 +83,8 @@ STOCK_DESCRIPTION = (
 STOCK_ERRORS = {
     401: doc.unauthorized("no secret key (`not_authenticated`), or an unknown one (`invalid_secret_key`)"),
     403: doc.forbidden(("secret_key_required", "a public key was sent instead of the secret key")),
+    413: doc.BODY_TOO_LARGE,
+    415: doc.UNSUPPORTED_MEDIA_TYPE,
 }
 STOCK_EXAMPLE = {
     "sku": "A1",

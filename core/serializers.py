@@ -13,6 +13,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.utils.json import strict_constant
 from rest_framework.utils.mediatypes import _MediaType, media_type_matches
 
+from core.client_ids import CLIENT_ID_MAX_LENGTH, client_id_pattern, client_id_rule
 from core.hashing import canonical_json
 from core.json_input import UNSTORABLE_TEXT, deep_path, json_problem, too_deep, too_large
 
@@ -218,22 +219,6 @@ class FreeFormField(serializers.DictField):
         if size > settings.JSON_FIELD_MAX_BYTES:
             raise serializers.ValidationError(too_large(size, settings.JSON_FIELD_MAX_BYTES))
         return value
-
-
-CLIENT_ID_MAX_LENGTH = 100
-CLIENT_ID_CHARACTERS = "A-Za-z0-9._~-"
-
-
-def client_id_pattern(max_length: int = CLIENT_ID_MAX_LENGTH) -> str:
-    """URL-safe ids (RFC 3986 unreserved characters), not starting with a dot (``.``, ``..``)."""
-    return rf"^[A-Za-z0-9_~-][{CLIENT_ID_CHARACTERS}]{{0,{max_length - 1}}}$"
-
-
-def client_id_rule(max_length: int = CLIENT_ID_MAX_LENGTH) -> str:
-    return (
-        f"Use 1 to {max_length} of the characters A-Z a-z 0-9 - _ . ~ (usable in a URL as they are), "
-        "not starting with '.'."
-    )
 
 
 class ClientIdField(serializers.RegexField):

@@ -18,11 +18,10 @@ from core.serializers import INT32_MAX, ClientDateTimeField, ClientIdField, Stor
 from journeys import api_schema as doc
 from journeys.api import ApiView
 from journeys.authentication import HasSecretKey, SecretKeyAuthentication
-from personalization.models import Offer
+from personalization.models import SKU_MAX_LENGTH, Offer
 from personalization.services.scarcity.offers import StockReport, UnknownSkus, offers_stock_set
 
 MAX_STOCK_REPORTS = 1000
-SKU_MAX_LENGTH = 64
 # A restock date is meant to be ahead, further than an event's timestamp may be.
 RESTOCK_AT_AHEAD = timedelta(days=5 * 365)
 

@@ -47,9 +47,10 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
+from core.client_ids import CLIENT_ID_MAX_LENGTH, client_id_pattern, client_id_rule
 from core.hashing import canonical_json
 from core.json_input import deep_path, json_problem, too_deep, too_large
-from core.serializers import CLIENT_ID_MAX_LENGTH, client_id_pattern, client_id_rule, timestamp_window_problem
+from core.serializers import timestamp_window_problem
 from journeys.models import IdempotencyConflict, JourneySession, QuarantinedEvent, Site, Touchpoint
 
 Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]

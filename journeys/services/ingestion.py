@@ -411,7 +411,12 @@ def _ingest(site: Site, events: list, now: datetime) -> IngestResult:
         rejected.append(_rejection(index, raw, errors))
         quarantine.append(_quarantined(site, index, raw, errors, now))
 
-    valid = _validate_all(events, limits, reject)
+    try:
+        valid = _validate_all(events, limits, reject)
+    except RecursionError:
+        # An event the decoder could still read but the encoder (a few frames deeper) cannot.
+        problem = json_problem({"events": events}, settings.JSON_MAX_DEPTH)
+        raise _too_deep_batch(problem[0] if problem else ()) from None
     # The first attempt trusts the unique constraint; a refused COPY rolls the whole
     # transaction back and the next attempts read the stored ids first.
     for attempt in range(4):

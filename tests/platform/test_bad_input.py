@@ -989,3 +989,50 @@ def test_on_the_wire_an_over_long_url_gets_414_json_before_routing(live_server, 
         "code": "url_too_long",
         "field": "url",
     }
+
+
+# --- nesting depth, level by level: refused at the limit's first level over, never a 5xx ---
+
+DEPTHS = [1, 27, 28, 29, 30, 31, 32, 100, 500, *range(900, 1100, 25), 3000, 50_000]
+
+
+def test_nesting_in_an_event_is_stored_up_to_the_limit_then_refused_at_every_depth(world, api):
+    # body 1, events 2, the event 3, interaction_data 4: its arrays may fill levels 5 to 32.
+    allowed = settings.JSON_MAX_DEPTH - 4
+    for levels in DEPTHS:
+        sent = event(SESSION)
+        body = json.dumps({"events": [sent]})[:-3] + ', "interaction_data": {"a": ' + deep_text(levels) + "}}]}"
+        touchpoints = Touchpoint.objects.count()
+
+        response = api.generic("POST", EVENTS, body, content_type=JSON)
+
+        answer = response.json()
+        if levels <= allowed:
+            assert (response.status_code, answer["accepted"]) == (200, 1), levels
+            continue
+        if response.status_code == 200:
+            (rejected,) = answer["rejected"]
+            assert list(rejected["errors"]) == ["interaction_data"], levels
+        else:
+            assert (response.status_code, answer["code"], answer["field"], answer["index"]) == (
+                400,
+                "too_deep",
+                "events",
+                0,
+            ), levels
+        assert Touchpoint.objects.count() == touchpoints
+
+
+def test_nesting_in_a_stage_context_is_accepted_up_to_the_limit_then_refused_at_every_depth(world, api):
+    # body 1, context 2: its arrays may fill levels 3 to 32.
+    allowed = settings.JSON_MAX_DEPTH - 2
+    for levels in DEPTHS:
+        body = '{"new_stage": "consideration", "context": {"a": ' + deep_text(levels) + "}}"
+
+        response = api.generic("POST", STAGE, body, content_type=JSON)
+
+        if levels <= allowed:
+            assert response.status_code == 200, levels
+        else:
+            assert response.status_code == 400, levels
+            assert list(response.json()) == ["context"], levels

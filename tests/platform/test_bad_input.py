@@ -1036,3 +1036,11 @@ def test_nesting_in_a_stage_context_is_accepted_up_to_the_limit_then_refused_at_
         else:
             assert response.status_code == 400, levels
             assert list(response.json()) == ["context"], levels
+
+
+def test_pages_people_read_keep_html_error_pages_while_api_paths_answer_json(client):
+    page = client.get("/admin/login/", HTTP_HOST="evil.example")
+    api_path = client.get("/api/v1/analytics/overview", HTTP_HOST="evil.example")
+
+    assert (page.status_code, page["Content-Type"]) == (400, "text/html; charset=utf-8")
+    assert (api_path.status_code, api_path.json()) == (400, {"detail": "Bad request.", "code": "bad_request"})

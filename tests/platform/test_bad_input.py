@@ -1044,3 +1044,37 @@ def test_pages_people_read_keep_html_error_pages_while_api_paths_answer_json(cli
 
     assert (page.status_code, page["Content-Type"]) == (400, "text/html; charset=utf-8")
     assert (api_path.status_code, api_path.json()) == (400, {"detail": "Bad request.", "code": "bad_request"})
+
+
+def test_touchpoints_stored_before_the_window_with_unreadable_timestamps_move_to_quarantine(world, api):
+    from datetime import timezone as tz
+    from importlib import import_module
+    from types import SimpleNamespace
+
+    from django.db import connection
+
+    migration = import_module("journeys.migrations.0006_quarantine_unreadable_touchpoints")
+    assert api.post(EVENTS, {"events": [event(SESSION)]}, format="json").json()["accepted"] == 1
+    session = JourneySession.objects.get(session_id=SESSION)
+    Touchpoint.objects.create(  # as the API stored it before timestamps were bounded
+        site=world["site"],
+        session=session,
+        event_id=uuid.uuid4(),
+        sequence=2,
+        type="page_view",
+        client_timestamp=datetime(1, 1, 1, tzinfo=tz(timedelta(hours=14))),
+        received_at=datetime.now(UTC),
+        payload_hash="x",
+    )
+    JourneySession.objects.filter(pk=session.pk).update(total_touchpoints=2)
+
+    migration.quarantine_unreadable(None, SimpleNamespace(connection=connection))
+
+    assert Touchpoint.objects.count() == 1
+    assert JourneySession.objects.get(pk=session.pk).total_touchpoints == 1
+    moved = QuarantinedEvent.objects.get()
+    assert (moved.raw_payload["session_id"], moved.raw_payload["timestamp"]) == (SESSION, "0001-12-31 10:00:00+00 BC")
+    assert list(moved.reason) == ["timestamp"]
+    export = client_for(Case("export", "GET", VISITOR_URL, 200, auth="staff"), world).get(VISITOR_URL)
+    assert export.status_code == 200
+    assert [len(s["touchpoints"]) for s in export.json()["sessions"]] == [1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
+from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -72,6 +72,10 @@ def json_400(request, exception=None):
         return JsonResponse(body, status=413)
     if _html_page(request):
         return defaults.bad_request(request, exception)
+    if isinstance(exception, DisallowedHost):
+        host = request.META.get("HTTP_HOST", "")
+        body = {"detail": f"Host '{host}' is not served here.", "code": "disallowed_host", "field": "Host"}
+        return JsonResponse(body, status=400)
     return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
 
 

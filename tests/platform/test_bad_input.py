@@ -763,7 +763,8 @@ CASES = [
         "POST",
         "/api/v1/sessions",
         400,
-        code="bad_request",
+        "Host",
+        "disallowed_host",
         body=session_start(),
         headers={"HTTP_HOST": "evil.example"},
     ),
@@ -1043,7 +1044,10 @@ def test_pages_people_read_keep_html_error_pages_while_api_paths_answer_json(cli
     api_path = client.get("/api/v1/analytics/overview", HTTP_HOST="evil.example")
 
     assert (page.status_code, page["Content-Type"]) == (400, "text/html; charset=utf-8")
-    assert (api_path.status_code, api_path.json()) == (400, {"detail": "Bad request.", "code": "bad_request"})
+    assert (api_path.status_code, api_path.json()) == (
+        400,
+        {"detail": "Host 'evil.example' is not served here.", "code": "disallowed_host", "field": "Host"},
+    )
 
 
 def test_touchpoints_stored_before_the_window_with_unreadable_timestamps_move_to_quarantine(world, api):

@@ -15,7 +15,7 @@ from rest_framework.utils.mediatypes import _MediaType, media_type_matches
 
 from core.client_ids import CLIENT_ID_MAX_LENGTH, client_id_pattern, client_id_rule
 from core.hashing import canonical_json
-from core.json_input import UNSTORABLE_TEXT, deep_path, json_problem, too_deep, too_large
+from core.json_input import NON_FINITE, UNSTORABLE_TEXT, deep_path, json_problem, too_deep, too_large
 
 
 def _unstorable_path(value: Any) -> tuple | None:
@@ -129,13 +129,18 @@ def json_body(body: bytes) -> Any:
     try:
         data = json.loads(text, parse_constant=strict_constant)
     except RecursionError:
-        raise refusal_at(deep_path(text, max_depth), too_deep(max_depth)) from None
+        raise refusal_at(deep_path(text, max_depth), too_deep(max_depth), code="too_deep") from None
     except ValueError as error:
         raise InputRefused(400, f"JSON parse error - {error}", "parse_error", "body") from None
     problem = json_problem(data, max_depth)
     if problem is not None:
-        raise refusal_at(*problem, code="parse_error" if problem[1] == UNSTORABLE_TEXT else "invalid")
+        path, reason = problem
+        raise refusal_at(path, reason, code=_BODY_CODES.get(reason, "too_deep"))
     return data
+
+
+# The code of a refusal of the body itself (the problem is not inside a named field).
+_BODY_CODES = {UNSTORABLE_TEXT: "parse_error", NON_FINITE: "invalid"}
 
 
 class PlainTextJSONParser(StorableJSONParser):

@@ -76,7 +76,7 @@ BAD_REQUEST = OpenApiResponse(
     description='The input is refused and nothing is written: field errors (`{"field": ["reason"]}`; a free-form '
     "object nested too deep, too large, or holding text or numbers PostgreSQL cannot store is named the same "
     'way), or `{"detail", "code", "field": "body"}` for a body that is not UTF-8 or not JSON (`parse_error`) or '
-    "is itself nested too deep (`invalid`).",
+    "is itself nested too deep (`too_deep`) or a number out of range (`invalid`).",
 )
 BODY_TOO_LARGE = OpenApiResponse(
     ErrorOut,

@@ -203,8 +203,9 @@ CASES = [
             + "}}"
         ),
     ),
-    Case("start-root-nested-3000", "POST", "/api/v1/sessions", 400, "body", "invalid", body=raw(deep_text(3000))),
-    Case("start-root-nested-40", "POST", "/api/v1/sessions", 400, "body", "invalid", body=TOO_DEEP),
+    Case("start-root-nested-3000", "POST", "/api/v1/sessions", 400, "body", "too_deep", body=raw(deep_text(3000))),
+    Case("start-root-nested-40", "POST", "/api/v1/sessions", 400, "body", "too_deep", body=TOO_DEEP),
+    Case("start-root-1e400", "POST", "/api/v1/sessions", 400, "body", "invalid", body=b"1e400"),
     Case("start-invalid-utf8", "POST", "/api/v1/sessions", 400, "body", "parse_error", body=UTF8_BAD),
     Case(
         "start-overlong-utf8",

@@ -943,8 +943,13 @@ def wire(live_server, request: bytes) -> tuple[int, dict]:
     return response.status, body
 
 
+# The live server reads what the test committed; the database is restored afterwards as the
+# other live tests expect it (roles and groups included).
+LIVE = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
 @pytest.fixture
-def live_site(transactional_db, client_for):
+def live_site(transactional_db, django_db_serialized_rollback, client_for):
     from journeys.services.sites import site_create
 
     site = site_create(name="Live", domain="live.example")
@@ -970,6 +975,7 @@ def post_bytes(path: str, body: bytes, *, site_key: str, length: int | None = No
     ],
     ids=["events-invalid-utf8", "start-invalid-utf8", "start-declares-3mb", "events-declares-3mb"],
 )
+@LIVE
 def test_on_the_wire_bad_bodies_get_json_4xx(live_server, live_site, path, body, length, status, expected):
     before = stored_state()
 
@@ -980,6 +986,7 @@ def test_on_the_wire_bad_bodies_get_json_4xx(live_server, live_site, path, body,
     assert stored_state() == before
 
 
+@LIVE
 def test_on_the_wire_an_over_long_url_gets_414_json_before_routing(live_server, live_site):
     limit = settings.URL_MAX_LENGTH
     path = "/api/v1/sessions/" + "s" * limit + "/stage"

@@ -21,7 +21,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from analytics.api_schema import STAFF_AUTH, DashboardPageOut
-from analytics.filters import DEFAULT_DAYS, MAX_DAYS, filters_parse
+from analytics.filters import BIGINT_MAX, DEFAULT_DAYS, MAX_DAYS, filters_parse
 from analytics.queries import page_tables
 from analytics.tables import Table
 from journeys import api_schema as doc
@@ -39,10 +39,14 @@ FILTER_PARAMETERS = [
         OpenApiTypes.DATE,
         description=f"last day (YYYY-MM-DD, UTC), inclusive; default today; at most {MAX_DAYS} days in all",
     ),
-    OpenApiParameter("site", int, description="site id; all sites when left out"),
+    OpenApiParameter(
+        "site",
+        {"type": "integer", "minimum": 0, "maximum": BIGINT_MAX},
+        description="site id; all sites when left out",
+    ),
     OpenApiParameter("device", str, enum=DeviceType.values),
     OpenApiParameter("path", str, enum=JourneyPath.values, description="journey path"),
-    OpenApiParameter("persona", str, description="persona type"),
+    OpenApiParameter("persona", {"type": "string", "maxLength": 50}, description="persona type"),
     OpenApiParameter("shape", str, enum=["tables", "records"], description="tables (default) or records"),
 ]
 

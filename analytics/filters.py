@@ -13,6 +13,8 @@ from journeys.models import DeviceType, JourneyPath
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+# Site ids are PostgreSQL bigints.
+BIGINT_MAX = 9_223_372_036_854_775_807
 EARLIEST_DATE_TO = dt.date.min + dt.timedelta(days=DEFAULT_DAYS - 1)
 
 
@@ -73,7 +75,7 @@ def filters_parse(params, *, today: dt.date | None = None) -> Filters:
     site_id = None
     raw_site = params.get("site") or ""
     if raw_site:
-        if raw_site.isascii() and raw_site.isdigit():
+        if raw_site.isascii() and raw_site.isdigit() and int(raw_site) <= BIGINT_MAX:
             site_id = int(raw_site)
         else:
             errors["site"] = [f"'{raw_site}' is not a site id."]

@@ -20,12 +20,17 @@ def _moment(name: str, value: str | None) -> datetime | None:
     """An ISO date (its midnight) or datetime; naive values are in ``TIME_ZONE``."""
     if not value:
         return None
-    moment = parse_datetime(value)
+    try:
+        # Both answer None for text in another format, and raise for a well-formed but
+        # impossible date (month 13).
+        moment = parse_datetime(value)
+        if moment is None:
+            day = parse_date(value)
+            moment = datetime.combine(day, time.min) if day is not None else None
+    except ValueError:
+        moment = None
     if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise serializers.ValidationError({name: ["Expected an ISO 8601 date or date-time."]})
-        moment = datetime.combine(day, time.min)
+        raise serializers.ValidationError({name: ["Expected an ISO 8601 date or date-time."]})
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
 

@@ -34,6 +34,11 @@
 | REDIS_RETRY_SECONDS | ``5`` | after a Redis failure, a process skips Redis this long before trying again |
 | CONFIG_FALLBACK_RELOAD_SECONDS | ``10`` | while Redis is down, configuration reloads from PostgreSQL this often |
 | DB_RETRY_AFTER_SECONDS | ``5`` | the ``Retry-After`` of the 503 answered while PostgreSQL is unreachable |
+| CLIENT_TIMESTAMP_PAST_DAYS | ``7`` | a client timestamp (an event's) older than this is refused, naming the field |
+| CLIENT_TIMESTAMP_FUTURE_HOURS | ``24`` | a client timestamp further ahead than this is refused, naming the field |
+| JSON_MAX_DEPTH | ``32`` | levels of objects and arrays a JSON body may nest (the body is level 1); deeper: 400 |
+| JSON_FIELD_MAX_BYTES | ``16384`` | bytes of a free-form JSON field (``context``, ``metadata``...); more: 400 |
+| URL_MAX_LENGTH | ``2048`` | characters of a URL (path and query); longer: 414; keep below the web server's limit |
 
 Nothing is started or written on import. Without ``DATABASE_URL``/``REDIS_URL``
 ``manage.py`` and the test session start embedded servers and set development or test
@@ -139,6 +144,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.UrlLengthLimitMiddleware",
     "config.middleware.ServerTimingMiddleware",
     "core.unavailable.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -277,8 +283,12 @@ SPECTACULAR_SETTINGS = {
         '(`{"detail": "...", "code": "database_unavailable"}`): nothing was stored, send the same request again.'
     ),
     "VERSION": "1.0.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "journeys.api_schema.url_too_long_everywhere",
+        "core.unavailable.document_503",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.unavailable.document_503"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -378,8 +388,20 @@ TOUCHPOINT_RETENTION_DAYS = int(os.environ.get("TOUCHPOINT_RETENTION_DAYS", "395
 INGEST_MAX_EVENT_BYTES = 32 * 1024
 INGEST_MAX_BATCH_EVENTS = 1000
 INGEST_MAX_BATCH_BYTES = 1024 * 1024
-INGEST_MAX_FUTURE_SECONDS = 24 * 3600
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# What a client may send (core/json_input.py, core/serializers.py); each refusal names the field.
+# Client timestamps (an event's `timestamp`, a restock date's past) are accepted this far back
+# and ahead; outside, the event is quarantined or the request refused.
+CLIENT_TIMESTAMP_PAST_DAYS = int(os.environ.get("CLIENT_TIMESTAMP_PAST_DAYS", "7"))
+CLIENT_TIMESTAMP_FUTURE_HOURS = int(os.environ.get("CLIENT_TIMESTAMP_FUTURE_HOURS", "24"))
+# Levels of objects and arrays in a JSON body (the body is level 1).
+JSON_MAX_DEPTH = int(os.environ.get("JSON_MAX_DEPTH", "32"))
+# Bytes of one free-form JSON field (context, metadata, interaction_data...) as compact JSON.
+JSON_FIELD_MAX_BYTES = int(os.environ.get("JSON_FIELD_MAX_BYTES", str(16 * 1024)))
+# Characters of a URL (path and query); longer ones get 414 before routing. Keep it below the
+# web server's own limit (gunicorn: limit_request_line, 4094 bytes for the whole request line).
+URL_MAX_LENGTH = int(os.environ.get("URL_MAX_LENGTH", "2048"))
 
 LOGGING = {
     "version": 1,

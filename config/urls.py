@@ -28,3 +28,5 @@ urlpatterns = [
 
 handler404 = "core.api_errors.json_404"
 handler500 = "core.api_errors.json_500"
+handler400 = "core.api_errors.json_400"
+handler403 = "core.api_errors.json_403"

@@ -11,7 +11,13 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.serializers import UNSTORABLE_TEXT, PlainTextJSONParser, StorableJSONParser, unstorable
+from core.serializers import (
+    UNSTORABLE_TEXT,
+    PlainTextJSONParser,
+    StorableJSONParser,
+    content_type_check,
+    unstorable,
+)
 from journeys import api_schema as doc
 from journeys.authentication import (
     HasSiteKey,
@@ -248,7 +254,10 @@ class StageUpdateApi(SiteApi):
         "twice.\n\n"
         "An invalid event does not refuse the batch: it is kept in quarantine and listed in `rejected` with its "
         "index and field errors; the others are stored. Fields outside the contract are kept in the event's "
-        "metadata. Timestamps more than a day in the future are rejected.\n\n"
+        "metadata. An event is rejected with a timestamp more than a day ahead or 7 days back (settings "
+        "`CLIENT_TIMESTAMP_FUTURE_HOURS`, `CLIENT_TIMESTAMP_PAST_DAYS`), a `session_id` with characters not usable "
+        "in a URL, or a free-form field (`interaction_data`, `device_context`, a field outside the contract) over "
+        "16 KB as JSON or nested too deep (a body nests at most 32 levels).\n\n"
         "Limits: 32 KB per event, 1,000 events and 1 MB per batch; over a limit the whole batch is refused with "
         "413 and nothing is written. 200 is sent only after the batch is committed." + doc.BROWSER_DESCRIPTION,
         request=doc.EventsBatchIn,
@@ -257,7 +266,8 @@ class StageUpdateApi(SiteApi):
             400: OpenApiResponse(
                 doc.BatchErrorOut,
                 description="The body is not an object with a non-empty `events` list (`invalid`, naming `field`), "
-                "or not JSON (`parse_error`). Nothing written.",
+                "not UTF-8 or not JSON (`parse_error`, `field`: `body`), or nested too deep to read (`too_deep`, "
+                "with the event's `index`). Nothing written.",
             ),
             401: doc.SITE_KEY_UNAUTHORIZED,
             403: doc.forbidden(doc.ORIGIN_NOT_ALLOWED),
@@ -266,6 +276,7 @@ class StageUpdateApi(SiteApi):
                 description="Over a limit (`batch_too_large`, `too_many_events`, or `event_too_large` with the "
                 "event's `index`). Nothing written.",
             ),
+            415: doc.UNSUPPORTED_MEDIA_TYPE,
         },
         examples=[
             OpenApiExample(
@@ -326,6 +337,7 @@ class EventsApi(SiteApi):
     the same JSON whether sent as ``application/json`` or as a beacon's ``text/plain``."""
 
     def post(self, request):
+        content_type_check(request, self.get_parsers())
         try:
             events = parse_batch(_body_of(request))
             result = events_ingest(site=request.site, events=events)

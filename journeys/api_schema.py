@@ -21,6 +21,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
+from core.serializers import ClientIdField, FreeFormField
 from journeys.models import DeviceType, JourneyPath, Stage
 
 # --- errors -------------------------------------------------------------------------------
@@ -31,6 +32,10 @@ class ErrorOut(serializers.Serializer):
 
     detail = serializers.CharField(help_text="What went wrong, in English; may change between releases.")
     code = serializers.CharField(help_text="Stable machine-readable code to branch on, e.g. `origin_not_allowed`.")
+    field = serializers.CharField(
+        required=False,
+        help_text="For a refusal of the request as a whole, what was refused: `body`, `Content-Type` or `url`.",
+    )
 
 
 class FieldErrors(serializers.Serializer):
@@ -68,9 +73,34 @@ BadRequestOut = PolymorphicProxySerializer(
 
 BAD_REQUEST = OpenApiResponse(
     BadRequestOut,
-    description='The input is refused and nothing is written: field errors (`{"field": ["reason"]}`), '
-    'or `{"detail", "code"}` for a body that is not JSON (`parse_error`).',
+    description='The input is refused and nothing is written: field errors (`{"field": ["reason"]}`; a free-form '
+    "object nested too deep, too large, or holding text or numbers PostgreSQL cannot store is named the same "
+    'way), or `{"detail", "code", "field": "body"}` for a body that is not UTF-8 or not JSON (`parse_error`) or '
+    "is itself nested too deep (`too_deep`) or a number out of range (`invalid`).",
 )
+BODY_TOO_LARGE = OpenApiResponse(
+    ErrorOut,
+    description="`body_too_large` (`field`: `body`): the body is over the upload limit (2 MB by default, Django's "
+    "`DATA_UPLOAD_MAX_MEMORY_SIZE`). Nothing written.",
+)
+UNSUPPORTED_MEDIA_TYPE = OpenApiResponse(
+    ErrorOut,
+    description="`unsupported_media_type` (`field`: `Content-Type`): the body is not sent as one of the media "
+    "types listed for the request, or with a charset other than UTF-8. Nothing written.",
+)
+URL_TOO_LONG = {
+    "description": "`url_too_long` (`field`: `url`): the URL (path and query) is longer than `URL_MAX_LENGTH` "
+    "(2,048 characters by default). Answered before the path is routed.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+}
+
+
+def url_too_long_everywhere(result, generator, request, public):
+    """drf-spectacular post-processing hook: every operation can answer 414 (config.middleware)."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            operation.setdefault("responses", {}).setdefault("414", URL_TOO_LONG)
+    return result
 
 
 def unauthorized(credentials: str) -> OpenApiResponse:
@@ -106,6 +136,8 @@ def browser_errors(*, not_found: OpenApiResponse | None = SESSION_NOT_FOUND, for
         400: BAD_REQUEST,
         401: SITE_KEY_UNAUTHORIZED,
         403: forbidden(ORIGIN_NOT_ALLOWED, *forbidden_codes),
+        413: BODY_TOO_LARGE,
+        415: UNSUPPORTED_MEDIA_TYPE,
     }
     if not_found is not None:
         responses[404] = not_found
@@ -166,19 +198,22 @@ class TouchpointIn(serializers.Serializer):
     """One touchpoint. Fields outside this list are kept in the touchpoint's metadata."""
 
     event_id = serializers.UUIDField(help_text="Made once per event by the client; repeats are not stored twice.")
-    session_id = serializers.CharField(max_length=100)
+    session_id = ClientIdField()
     type = serializers.CharField(max_length=50, help_text="`page_view`, `click`, `scroll`, `add_to_cart`, ...")
-    timestamp = serializers.DateTimeField(help_text="When it happened, on the client; at most a day ahead.")
+    timestamp = serializers.DateTimeField(
+        help_text="When it happened, on the client, with its offset; at most `CLIENT_TIMESTAMP_PAST_DAYS` (7) days "
+        "back and `CLIENT_TIMESTAMP_FUTURE_HOURS` (24) hours ahead, else the event is rejected."
+    )
     page_url = serializers.CharField(required=False, allow_blank=True)
     page_title = serializers.CharField(required=False, allow_blank=True, max_length=255)
     interaction_type = serializers.CharField(required=False, allow_blank=True, max_length=50)
-    interaction_data = serializers.DictField(required=False, allow_null=True)
+    interaction_data = FreeFormField(required=False, allow_null=True, level=4)
     engagement_score = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     duration_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2_147_483_647)
     scroll_depth = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     click_count = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
     conversion_value = AmountField(required=False, allow_null=True)
-    device_context = serializers.DictField(required=False, allow_null=True)
+    device_context = FreeFormField(required=False, allow_null=True, level=4)
 
 
 class EventsBatchIn(serializers.Serializer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from core.serializers import StrictSerializer, UnitField
+from core.serializers import INT32_MAX, ClientIdField, FreeFormField, StrictSerializer, UnitField
 from journeys.models import DeviceType, IdentifyMethod, Stage
 
 
@@ -41,14 +41,14 @@ class IntentSignalsField(serializers.DictField):
 class SessionStartIn(StrictSerializer):
     """A new session: who, on which device, from where. Unknown fields are refused by name."""
 
-    session_id = serializers.CharField(max_length=100, help_text="Made by the client, once per session.")
-    visitor_id = serializers.CharField(max_length=100, help_text="Made by the client, kept across sessions.")
+    session_id = ClientIdField(help_text="Made by the client, once per session (it appears in URLs).")
+    visitor_id = ClientIdField(help_text="Made by the client, kept across sessions (it appears in URLs).")
     device = DeviceIn()
-    entry_point = serializers.DictField(
+    entry_point = FreeFormField(
         required=False, default=dict, help_text="`source` (at most 50 characters), `campaign`, `url`, ..."
     )
-    utm = serializers.DictField(required=False, default=dict)
-    referrer = serializers.DictField(required=False, default=dict)
+    utm = FreeFormField(required=False, default=dict)
+    referrer = FreeFormField(required=False, default=dict)
     persona = PersonaIn(required=False, allow_null=True, default=None)
     intent_signals = IntentSignalsField(
         required=False, default=dict, help_text="Named signals in [0, 1]: `purchase_intent`, `urgency`, ..."
@@ -60,7 +60,7 @@ class SessionStartIn(StrictSerializer):
         help_text="true for a known returning visitor; a visitor seen before counts as returning anyway.",
     )
     consent = ConsentIn(required=False, allow_null=True, default=None)
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = FreeFormField(required=False, default=dict)
     slots = serializers.ListField(
         child=serializers.SlugField(max_length=50),
         required=False,
@@ -80,9 +80,9 @@ class SessionStartIn(StrictSerializer):
 class EngagementIn(StrictSerializer):
     """How engaged the visitor was on the page that triggered the move."""
 
-    time_on_page = serializers.FloatField(min_value=0, required=False)
+    time_on_page = serializers.FloatField(min_value=0, max_value=INT32_MAX, required=False, help_text="Seconds.")
     scroll_depth = UnitField(required=False)
-    interaction_count = serializers.IntegerField(min_value=0, required=False)
+    interaction_count = serializers.IntegerField(min_value=0, max_value=INT32_MAX, required=False)
     engagement_score = UnitField(required=False)
 
 
@@ -92,7 +92,7 @@ class StageUpdateIn(StrictSerializer):
     new_stage = serializers.ChoiceField(choices=Stage.choices)
     trigger_event = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     engagement = EngagementIn(required=False, default=dict)
-    context = serializers.DictField(required=False, default=dict)
+    context = FreeFormField(required=False, default=dict)
 
 
 class ConversionIn(StrictSerializer):
@@ -104,14 +104,14 @@ class ConversionIn(StrictSerializer):
     )
     value = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, default=0)
     currency = serializers.RegexField(r"^[A-Z]{3}$", default="EUR")
-    product = serializers.DictField(required=False, default=dict)
+    product = FreeFormField(required=False, default=dict)
     funnel_step = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
 
 
 class IdentifyIn(StrictSerializer):
     """Who the session's visitor is, across devices."""
 
-    session_id = serializers.CharField(max_length=100)
+    session_id = ClientIdField()
     identifier = serializers.CharField(max_length=320, help_text="Stored only as a keyed hash.")
     method = serializers.ChoiceField(choices=IdentifyMethod.choices)
 
@@ -119,7 +119,7 @@ class IdentifyIn(StrictSerializer):
 class ConsentSetIn(StrictSerializer):
     """A visitor's consent choices: send one flag or both."""
 
-    visitor_id = serializers.CharField(max_length=100)
+    visitor_id = ClientIdField()
     personalization = serializers.BooleanField(required=False, allow_null=True, default=None)
     cross_device = serializers.BooleanField(required=False, allow_null=True, default=None)
 

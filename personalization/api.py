@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_v
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from core.serializers import StrictSerializer
+from core.serializers import ClientIdField, FreeFormField, StrictSerializer
 from journeys import api_schema as doc
 from journeys.api import SiteApi
 from personalization.decisions import UnknownSlots, decide
@@ -16,14 +16,14 @@ from personalization.selectors import decision_session_for
 class DecideIn(StrictSerializer):
     """The slots to decide for one session."""
 
-    session_id = serializers.CharField(max_length=100)
+    session_id = ClientIdField()
     slots = serializers.ListField(
         child=serializers.SlugField(max_length=50),
         min_length=1,
         max_length=50,
         help_text="Slot keys as the page marks them (`data-journey-slot`); repeats are decided once.",
     )
-    context = serializers.DictField(required=False, default=dict, help_text="Free-form page context.")
+    context = FreeFormField(required=False, default=dict, help_text="Free-form page context.")
 
 
 @extend_schema_view(

@@ -14,9 +14,11 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from core.client_ids import client_id_pattern, client_id_rule
 from journeys.models import DeviceType, JourneyPath, JourneySession, Site, Stage, Visitor
 from personalization.cue_text import template_errors
 
@@ -51,10 +53,17 @@ class Approvable(models.Model):
         return self.published is not None and self.status not in (Status.PAUSED, Status.ARCHIVED)
 
 
+SKU_MAX_LENGTH = 64
+
+
 class Offer(Approvable):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="offers")
     name = models.CharField(max_length=200)
-    sku = models.CharField(max_length=64)
+    sku = models.CharField(
+        max_length=SKU_MAX_LENGTH,
+        validators=[RegexValidator(client_id_pattern(SKU_MAX_LENGTH), client_id_rule(SKU_MAX_LENGTH))],
+        help_text="The shop's product code; it appears in the stock feed's URL, so letters, digits and - _ . ~ only.",
+    )
     price = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="EUR")
     discount_percent = models.DecimalField(max_digits=5, decimal_places=2, default=0)

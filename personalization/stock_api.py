@@ -7,34 +7,42 @@ shop's pages is refused here.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from core.serializers import StorableJSONParser, StrictSerializer
+from core.serializers import INT32_MAX, ClientDateTimeField, ClientIdField, StorableJSONParser, StrictSerializer
 from journeys import api_schema as doc
 from journeys.api import ApiView
 from journeys.authentication import HasSecretKey, SecretKeyAuthentication
-from personalization.models import Offer
+from personalization.models import SKU_MAX_LENGTH, Offer
 from personalization.services.scarcity.offers import StockReport, UnknownSkus, offers_stock_set
 
 MAX_STOCK_REPORTS = 1000
+# A restock date is meant to be ahead, further than an event's timestamp may be.
+RESTOCK_AT_AHEAD = timedelta(days=5 * 365)
 
 
 class StockIn(StrictSerializer):
     """One SKU's stock as of now."""
 
-    stock_remaining = serializers.IntegerField(min_value=0, max_value=2_147_483_647, allow_null=True)
-    restock_at = serializers.DateTimeField(
-        required=False, allow_null=True, help_text="When stock comes back; changed only when sent, null clears it."
+    stock_remaining = serializers.IntegerField(min_value=0, max_value=INT32_MAX, allow_null=True)
+    restock_at = ClientDateTimeField(
+        future=RESTOCK_AT_AHEAD,
+        required=False,
+        allow_null=True,
+        help_text="When stock comes back; changed only when sent, null clears it. From the timestamp window's past "
+        "(`CLIENT_TIMESTAMP_PAST_DAYS`) to 5 years ahead.",
     )
 
 
 class StockItemIn(StockIn):
     """One SKU's stock as of now, in a bulk report."""
 
-    sku = serializers.CharField(max_length=64)
+    sku = ClientIdField(max_length=SKU_MAX_LENGTH)
 
 
 class StockBulkIn(StrictSerializer):
@@ -74,6 +82,8 @@ STOCK_DESCRIPTION = (
 STOCK_ERRORS = {
     401: doc.unauthorized("no secret key (`not_authenticated`), or an unknown one (`invalid_secret_key`)"),
     403: doc.forbidden(("secret_key_required", "a public key was sent instead of the secret key")),
+    413: doc.BODY_TOO_LARGE,
+    415: doc.UNSUPPORTED_MEDIA_TYPE,
 }
 STOCK_EXAMPLE = {
     "sku": "A1",

@@ -47,7 +47,10 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
+from core.client_ids import CLIENT_ID_MAX_LENGTH, client_id_pattern, client_id_rule
 from core.hashing import canonical_json
+from core.json_input import deep_path, json_problem, too_deep, too_large
+from core.serializers import timestamp_window_problem
 from journeys.models import IdempotencyConflict, JourneySession, QuarantinedEvent, Site, Touchpoint
 
 Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
@@ -59,7 +62,7 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=False):
     """One touchpoint as the client sends it. Unknown fields are kept in ``extra``."""
 
     event_id: uuid.UUID
-    session_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    session_id: Annotated[str, msgspec.Meta(pattern=client_id_pattern(), max_length=CLIENT_ID_MAX_LENGTH)]
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
     timestamp: datetime
     page_url: str = ""
@@ -147,7 +150,9 @@ def _field_of(error: msgspec.ValidationError) -> str:
     return "non_field_errors"
 
 
-def _reason(error: msgspec.ValidationError) -> str:
+def _reason(error: msgspec.ValidationError, field: str) -> str:
+    if field == "session_id" and "regex" in str(error):
+        return client_id_rule()
     return str(error).split(" - at ", 1)[0]
 
 
@@ -159,7 +164,16 @@ def parse_batch(body: bytes) -> list:
         with _gc_paused():
             document = _decoder.decode(body)
     except msgspec.DecodeError as error:
-        raise BatchRejected(400, f"Malformed JSON: {error}.", "parse_error") from error
+        raise BatchRejected(400, f"Malformed JSON: {error}.", "parse_error", field="body") from error
+    except UnicodeDecodeError as error:
+        raise BatchRejected(
+            400,
+            f"The body is not valid UTF-8: byte 0x{body[error.start]:02x} at position {error.start}.",
+            "parse_error",
+            field="body",
+        ) from None
+    except RecursionError:
+        raise _too_deep_batch(deep_path(body.decode("utf-8", "replace"), settings.JSON_MAX_DEPTH)) from None
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise BatchRejected(400, "Body must be an object with an 'events' list.", "invalid", field="events")
     unknown = sorted(set(document) - {"events"})
@@ -177,15 +191,13 @@ def parse_batch(body: bytes) -> list:
     return events
 
 
-def _has_nul(value: Any) -> bool:
-    """Whether a decoded JSON value holds a NUL character, which PostgreSQL text and jsonb refuse."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+def _too_deep_batch(path: tuple) -> BatchRejected:
+    """A body too deep to decode at all: refused whole, naming the event (by index) and where."""
+    max_depth = settings.JSON_MAX_DEPTH
+    where = ".".join(str(part) for part in path[:4]) + (".…" if len(path) > 4 else "")
+    if len(path) >= 2 and path[0] == "events" and isinstance(path[1], int):
+        return BatchRejected(400, f"{too_deep(max_depth)} (at {where})", "too_deep", field="events", index=path[1])
+    return BatchRejected(400, f"{too_deep(max_depth)} (at {where or 'the body'})", "too_deep", field="body")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,14 +205,50 @@ class _Limits:
     """The settings one batch is checked against, read once per batch."""
 
     max_event_bytes: int
+    max_field_bytes: int
+    # Levels an event may nest: the body and the events list are the two above it.
+    max_event_depth: int
+    earliest_timestamp: datetime
     latest_timestamp: datetime
+    now: datetime
 
     @classmethod
     def at(cls, now: datetime) -> _Limits:
         return cls(
             settings.INGEST_MAX_EVENT_BYTES,
-            now + timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS),
+            settings.JSON_FIELD_MAX_BYTES,
+            settings.JSON_MAX_DEPTH - 2,
+            now - timedelta(days=settings.CLIENT_TIMESTAMP_PAST_DAYS),
+            now + timedelta(hours=settings.CLIENT_TIMESTAMP_FUTURE_HOURS),
+            now,
         )
+
+
+FREE_FORM_FIELDS = ("interaction_data", "device_context")
+
+
+def _json_problem_of(raw: dict, encoded: bytes, limits: _Limits) -> dict | None:
+    """Field errors for what the JSON rules refuse in one event (``core.json_input``).
+
+    Cheap tests on the encoded event first: only an event with a NUL escape or more
+    brackets than levels allowed is walked, only one over the field limit is measured
+    field by field.
+    """
+    max_depth = limits.max_event_depth
+    if b"\\u0000" in encoded or encoded.count(b"{") + encoded.count(b"[") > max_depth:
+        problem = json_problem(raw, max_depth)
+        if problem is not None:
+            path, reason = problem
+            where = ".".join(str(part) for part in path[1:])
+            return {str(path[0]) if path else "non_field_errors": [f"{reason} (at {where})" if where else reason]}
+    if len(encoded) > limits.max_field_bytes:
+        for name in (*FREE_FORM_FIELDS, *(raw.keys() - KNOWN_FIELDS)):
+            value = raw.get(name)
+            if isinstance(value, dict | list):
+                size = len(canonical_json(value))
+                if size > limits.max_field_bytes:
+                    return {name: [too_large(size, limits.max_field_bytes)]}
+    return None
 
 
 _ZERO = Decimal(0)
@@ -220,6 +268,7 @@ def _validate_all(events: list, limits: _Limits, reject: Callable[[int, Any, dic
     blake2b = hashlib.blake2b
     known = KNOWN_FIELDS
     max_bytes = limits.max_event_bytes
+    earliest = limits.earliest_timestamp
     latest = limits.latest_timestamp
     for index, raw in enumerate(events):
         if not isinstance(raw, dict):
@@ -233,20 +282,19 @@ def _validate_all(events: list, limits: _Limits, reject: Callable[[int, Any, dic
                 "event_too_large",
                 index=index,
             )
-        if b"\\u0000" in encoded and _has_nul(raw):
-            reject(index, raw, {"non_field_errors": ["NUL characters are not allowed."]})
+        errors = _json_problem_of(raw, encoded, limits)
+        if errors is not None:
+            reject(index, raw, errors)
             continue
         try:
             event = convert(raw, EventIn)
         except msgspec.ValidationError as error:
-            reject(index, raw, {_field_of(error): [_reason(error)]})
+            field_name = _field_of(error)
+            reject(index, raw, {field_name: [_reason(error, field_name)]})
             continue
         timestamp = event.timestamp
-        if timestamp.tzinfo is None:
-            reject(index, raw, {"timestamp": ["Timestamp must include a timezone offset."]})
-            continue
-        if timestamp > latest:
-            reject(index, raw, {"timestamp": ["Timestamp is more than a day in the future."]})
+        if timestamp.tzinfo is None or not (earliest <= timestamp <= latest):
+            reject(index, raw, {"timestamp": [timestamp_window_problem(timestamp, limits.now)]})
             continue
         value = _ZERO
         if event.conversion_value is not None:
@@ -363,7 +411,12 @@ def _ingest(site: Site, events: list, now: datetime) -> IngestResult:
         rejected.append(_rejection(index, raw, errors))
         quarantine.append(_quarantined(site, index, raw, errors, now))
 
-    valid = _validate_all(events, limits, reject)
+    try:
+        valid = _validate_all(events, limits, reject)
+    except RecursionError:
+        # An event the decoder could still read but the encoder (a few frames deeper) cannot.
+        problem = json_problem({"events": events}, settings.JSON_MAX_DEPTH)
+        raise _too_deep_batch(problem[0] if problem else ()) from None
     # The first attempt trusts the unique constraint; a refused COPY rolls the whole
     # transaction back and the next attempts read the stored ids first.
     for attempt in range(4):
@@ -414,8 +467,9 @@ def _rejection(index: int, raw: Any, errors: dict) -> dict:
 def _quarantined(site: Site, index: int, raw: Any, errors: dict, now: datetime) -> QuarantinedEvent:
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
     event_id = event_id if isinstance(event_id, str) else ""
-    # jsonb cannot hold NUL: such a payload is kept as escaped JSON text instead.
-    nul = _has_nul(raw)
+    # What jsonb cannot hold (NUL), or what could not be read back or shown (nested too deep),
+    # is kept as escaped JSON text instead.
+    nul = json_problem(raw, settings.JSON_MAX_DEPTH - 2) is not None
     return QuarantinedEvent(
         site=site,
         endpoint="events",

@@ -34,7 +34,7 @@ def test_malformed_json_is_refused_with_400_and_nothing_written(api, session_id,
     response = post_raw(api, body)
 
     assert response.status_code == 400
-    assert response.json() == {"detail": detail, "code": "parse_error"}
+    assert response.json() == {"detail": detail, "code": "parse_error", "field": "body"}
     assert row_counts() == before
 
 

@@ -252,7 +252,15 @@ def test_event_in_the_near_future_moves_last_activity_only_to_now(api, site):
     ("fields", "errors"),
     [
         ({"event_id": 42}, {"event_id": ["Expected `uuid`, got `int`"]}),
-        ({"session_id": ""}, {"session_id": ["Expected `str` of length >= 1"]}),
+        (
+            {"session_id": ""},
+            {
+                "session_id": [
+                    "Use 1 to 100 of the characters A-Z a-z 0-9 - _ . ~ (usable in a URL as they are), "
+                    "not starting with '.'."
+                ]
+            },
+        ),
         ({"engagement_score": -0.1}, {"engagement_score": ["Expected `float` >= 0.0"]}),
         ({"click_count": -1}, {"click_count": ["Expected `int` >= 0"]}),
         ({"timestamp": "yesterday"}, {"timestamp": ["Invalid RFC3339 encoded datetime"]}),
@@ -335,7 +343,7 @@ def test_event_with_a_nul_character_is_quarantined_not_a_server_error(api, sessi
             {
                 "index": 0,
                 "event_id": bad["event_id"],
-                "errors": {"non_field_errors": ["NUL characters are not allowed."]},
+                "errors": {"page_url": ["Text must not contain NUL characters or unpaired surrogates."]},
             }
         ],
     }

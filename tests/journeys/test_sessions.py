@@ -303,7 +303,9 @@ def test_text_postgres_cannot_store_is_refused_naming_the_field(api, escape):
     response = api.post("/api/v1/sessions", data=body, content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json() == {"entry_point": ["Text must not contain NUL characters or unpaired surrogates."]}
+    assert response.json() == {
+        "entry_point": ["Text must not contain NUL characters or unpaired surrogates. (at note)"]
+    }
     assert row_counts() == before
 
 
@@ -316,5 +318,6 @@ def test_unstorable_text_in_a_field_name_is_refused_as_a_parse_error(api):
     assert response.json() == {
         "detail": "Text must not contain NUL characters or unpaired surrogates.",
         "code": "parse_error",
+        "field": "body",
     }
     assert JourneySession.objects.count() == 0

@@ -248,5 +248,5 @@ def test_nul_character_in_the_context_is_refused_naming_the_field(api, session_i
     )
 
     assert response.status_code == 400
-    assert response.json() == {"context": ["Text must not contain NUL characters or unpaired surrogates."]}
+    assert response.json() == {"context": ["Text must not contain NUL characters or unpaired surrogates. (at note)"]}
     assert row_counts() == before

@@ -243,3 +243,17 @@ def test_a_stock_count_typed_in_the_admin_is_a_stock_report_and_no_new_version(s
     assert confirmed_from <= offer.stock_updated_at <= timezone.now()
     last = AuditLog.objects.order_by("-id").first()
     assert (last.action, last.changes["stock_remaining"], last.changes["stock_confirmed_by"]) == ("updated", 4, "mia")
+
+
+def test_an_offer_whose_sku_a_url_cannot_carry_is_refused_in_the_admin(site, people):
+    before = Offer.objects.count()
+
+    response = _client(people[0]).post(
+        reverse("admin:personalization_offer_add"), offer_admin_form(_new_offer(site), sku="A/1")
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["sku"] == [
+        "Use 1 to 64 of the characters A-Z a-z 0-9 - _ . ~ (usable in a URL as they are), not starting with '.'."
+    ]
+    assert Offer.objects.count() == before

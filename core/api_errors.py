@@ -18,8 +18,8 @@ from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.unavailable import database_unavailable, unavailable_response
 from core.serializers import InputRefused, body_too_large
+from core.unavailable import database_unavailable, unavailable_response
 
 logger = logging.getLogger(__name__)
 

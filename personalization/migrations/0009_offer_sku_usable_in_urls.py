@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("personalization", "0006_offer_stock_confirmed_by"),
+        ("personalization", "0008_experiment_action_approval_template"),
     ]
 
     operations = [

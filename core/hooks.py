@@ -16,6 +16,10 @@ the upper one fills one of these slots in its ``AppConfig.ready``:
   converted (variants, offers, cues). ``personalization`` adds its own.
 - **rollup marks** (:func:`rollup_mark_cte`): the SQL with which a hot statement marks
   its session's rollup key itself. ``analytics`` owns the rollups and registers it.
+- **guardrails** (:func:`guardrails_worse`): the guardrail metrics (bounce rate, refunds
+  or cancellations, time to convert) on which an experiment's arm is significantly worse
+  than its control. The optimizer proposes no winner while any is; ``analytics``
+  computes them and registers the check.
 
 Every slot has a default that keeps the lower layer working alone (its tests need no
 upper app). Registering twice replaces (feed listeners are keyed by their name), so a
@@ -127,3 +131,22 @@ def register_rollup_mark_cte(cte: str) -> None:
 def rollup_mark_cte() -> str:
     """The ``rollup_marked AS (...)`` CTE a statement writing one session's rows includes."""
     return _rollup_mark_cte or NO_ROLLUP_MARK_CTE
+
+
+# experiment id -> {variant key: [guardrail metric names significantly worse than control]}
+GuardrailCheck = Callable[[int], Mapping[str, list[str]]]
+_guardrail_check: GuardrailCheck | None = None
+
+
+def register_guardrail_check(check: GuardrailCheck) -> None:
+    global _guardrail_check
+    _guardrail_check = check
+
+
+def guardrails_worse(experiment_id: int) -> dict[str, list[str]]:
+    """Per treatment arm (variant key), the guardrail metrics significantly worse than the control's.
+
+    Arms with no worse guardrail are left out, so ``{}`` means nothing blocks a winner;
+    also ``{}`` when no app registered a check (the lower layers alone have no metrics).
+    """
+    return dict(_guardrail_check(experiment_id)) if _guardrail_check else {}

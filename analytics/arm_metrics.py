@@ -1,0 +1,137 @@
+"""Metrics beyond the conversion rate, per arm: revenue and guardrails, from raw rows.
+
+An *arm* is the set of sessions exposed to one variant of an experiment (from their
+first exposure to it), or the exposed or held-out sessions of a scarcity rule (from
+when they became eligible). For every arm one SQL statement sums, per session first:
+
+- **revenue**: the values of the session's conversions at or after exposure, in the
+  arm's *currency* (the currency most of its unit's valued conversions are in; values
+  in other currencies are not added to it, they are counted in ``other_currency_orders``),
+  refunds and cancellations left out. Revenue per session is a mean over the arm's
+  sessions (sessions without an order count as 0); average order value is revenue over
+  *orders* (conversions with a value), a ratio of two per-session means (delta method).
+- **bounce rate** (guardrail): share of sessions that left after at most one touchpoint
+  without moving past ``awareness`` and without converting (the single-interaction
+  session of Universal Analytics).
+- **refund or cancellation rate** (guardrail): share of sessions with a conversion of a
+  type in :data:`REVERSAL_TYPES` at or after exposure. Conversion types are free text;
+  the shop reports a reversed order as one of these.
+- **time to convert** (guardrail): seconds from exposure to the session's first
+  conversion of the goal, over the sessions that converted (a mean).
+
+Each arm comes back as :class:`ArmSums`: counts, sums and sums of squares (and the
+revenue x orders cross sum for the ratio), which is everything a mean, a ratio and
+their variances need, so the statistics never see a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+
+from journeys.models import ConversionEvent, JourneySession
+from personalization.models import Experiment, Exposure, HoldoutMembership
+
+REVERSAL_TYPES = ("refund", "cancellation")
+
+_CONVERSIONS = ConversionEvent._meta.db_table
+_SESSIONS = JourneySession._meta.db_table
+
+# Units: (unit, arm, session_id, since, goal). An exposure row is the first of its session
+# and variant, so each session is in an arm once.
+EXPERIMENT_UNITS = f"""
+SELECT e.experiment_id AS unit, e.variant_id AS arm, e.session_id, e.exposed_at AS since, x.primary_goal AS goal
+FROM {Exposure._meta.db_table} e
+JOIN {Experiment._meta.db_table} x ON x.id = e.experiment_id
+WHERE e.experiment_id = ANY(%(units)s)
+"""
+# Arm 1: shown the cue when eligible; arm 0: held out.
+RULE_UNITS = f"""
+SELECT h.rule_id AS unit, CASE WHEN h.in_holdout THEN 0 ELSE 1 END AS arm, h.session_id, h.assigned_at AS since,
+       %(goal)s::text AS goal
+FROM {HoldoutMembership._meta.db_table} h
+WHERE h.rule_id = ANY(%(units)s)
+  AND (%(since)s::timestamptz IS NULL OR h.assigned_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR h.assigned_at < %(until)s)
+"""
+
+SUMS_SQL = """
+WITH units AS ({units}
+), conv AS (
+    SELECT u.unit, u.arm, u.session_id, u.since, c.type, c.value, c.currency, c.converted_at,
+           c.type = ANY(%(reversals)s) AS reversal
+    FROM units u
+    JOIN {conversions} c ON c.session_id = u.session_id AND c.converted_at >= u.since
+), currency AS (
+    SELECT DISTINCT ON (unit) unit, currency
+    FROM (SELECT unit, currency, count(*) AS n FROM conv WHERE value > 0 AND NOT reversal GROUP BY unit, currency) t
+    ORDER BY unit, n DESC, currency
+), per_session AS (
+    SELECT u.unit, u.arm,
+           coalesce(sum(c.value) FILTER (WHERE NOT c.reversal AND c.currency = m.currency), 0) AS revenue,
+           count(*) FILTER (WHERE NOT c.reversal AND c.value > 0 AND c.currency = m.currency) AS orders,
+           count(*) FILTER (WHERE NOT c.reversal AND c.value > 0 AND c.currency <> m.currency) AS other_orders,
+           coalesce(bool_or(c.reversal), false) AS reversed,
+           extract(epoch FROM min(c.converted_at) FILTER (WHERE c.type = u.goal) - u.since)::float8 AS ttc,
+           count(c.type) = 0 AND s.total_touchpoints <= 1 AND s.max_stage = 'awareness' AS bounced
+    FROM units u
+    JOIN {sessions} s ON s.id = u.session_id
+    LEFT JOIN conv c ON c.unit = u.unit AND c.session_id = u.session_id AND c.arm = u.arm
+    LEFT JOIN currency m ON m.unit = u.unit
+    GROUP BY u.unit, u.arm, u.session_id, u.since, u.goal, s.total_touchpoints, s.max_stage
+)
+SELECT p.unit, p.arm, count(*),
+       sum(p.revenue), sum(p.revenue * p.revenue), sum(p.orders), sum(p.orders * p.orders), sum(p.revenue * p.orders),
+       sum(p.other_orders), count(*) FILTER (WHERE p.reversed), count(*) FILTER (WHERE p.bounced),
+       count(p.ttc), coalesce(sum(p.ttc), 0), coalesce(sum(p.ttc * p.ttc), 0), m.currency
+FROM per_session p LEFT JOIN currency m ON m.unit = p.unit
+GROUP BY p.unit, p.arm, m.currency
+"""
+
+
+@dataclass(frozen=True)
+class ArmSums:
+    """One arm's sessions and the sums its metrics need (money in the unit's ``currency``)."""
+
+    sessions: int = 0
+    revenue: Decimal = Decimal("0.00")
+    revenue_squares: Decimal = Decimal("0")
+    orders: int = 0
+    orders_squares: int = 0
+    revenue_orders: Decimal = Decimal("0")
+    other_currency_orders: int = 0
+    reversed: int = 0
+    bounced: int = 0
+    converted: int = 0
+    ttc_seconds: float = 0.0
+    ttc_seconds_squares: float = 0.0
+    currency: str | None = None
+
+
+def _sums(units_sql: str, params: dict) -> dict[int, dict[int, ArmSums]]:
+    sql = SUMS_SQL.format(units=units_sql, conversions=_CONVERSIONS, sessions=_SESSIONS)
+    out: dict[int, dict[int, ArmSums]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"reversals": list(REVERSAL_TYPES), **params})
+        for unit, arm, *values in cursor.fetchall():
+            out.setdefault(unit, {})[arm] = ArmSums(*values)
+    return out
+
+
+def experiment_arm_sums(experiment_ids: list[int]) -> dict[int, dict[int, ArmSums]]:
+    """Per experiment, per variant id: the sums of its exposed sessions, time to convert to
+    the experiment's primary goal (one query)."""
+    return _sums(EXPERIMENT_UNITS, {"units": experiment_ids})
+
+
+def rule_arm_sums(
+    rule_ids: list[int], *, goal: str, since: datetime | None = None, until: datetime | None = None
+) -> dict[int, dict[int, ArmSums]]:
+    """Per scarcity rule: arm 1 the sessions shown the cue, arm 0 the held-out ones (one query).
+
+    Sessions count when they became eligible in ``[since, until)``, as in the scarcity report.
+    """
+    return _sums(RULE_UNITS, {"units": rule_ids, "goal": goal, "since": since, "until": until})

@@ -134,37 +134,51 @@ def table_figure(table: Table) -> dict:
 # --- overview -------------------------------------------------------------------------------
 
 
-def totals(table: Table) -> dict:
-    """KPI tiles: sessions, conversion rate, revenue (first row of ``overview_totals``)."""
+def _small(text: str) -> str:
+    return f"<span style='font-size:0.75em;color:#666'>{text}</span>"
+
+
+def money_title(title: str, currency: str) -> str:
+    return f"{title} ({currency})" if currency else title
+
+
+def totals(table: Table, *, definition: str) -> dict:
+    """KPI tiles: sessions, conversion rate (its ``definition`` under it), revenue in its currency
+    (first row of ``overview_totals``)."""
     row = table.as_records()[0]
+    currency = row["currency"]
     tiles = [
-        ("sessions", "Sessions", ""),
-        ("conversion_rate", "Conversion rate", ".1%"),
-        ("revenue", "Revenue", ",.2f"),
+        ("sessions", "Sessions", "", {}),
+        ("conversion_rate", f"Conversion rate<br>{_small(definition)}", ".1%", {}),
+        ("revenue", money_title("Revenue", currency), ",.2f", {"suffix": f" {currency}"} if currency else {}),
     ]
     traces = [
         go.Indicator(
             mode="number",
             value=plain(row[column]) if row[column] is not None else 0,
             title={"text": title},
-            number={"valueformat": number_format},
+            number={"valueformat": number_format, **extra},
             domain={"row": 0, "column": index},
         )
-        for index, (column, title, number_format) in enumerate(tiles)
+        for index, (column, title, number_format, extra) in enumerate(tiles)
     ]
     return _figure(
-        traces, grid={"rows": 1, "columns": len(tiles)}, height=160, margin={"l": 10, "r": 10, "t": 30, "b": 10}
+        traces, grid={"rows": 1, "columns": len(tiles)}, height=180, margin={"l": 10, "r": 10, "t": 50, "b": 10}
     )
 
 
-def over_time(table: Table) -> dict:
-    """``overview_timeseries``: sessions and conversions, conversion rate, revenue; one panel each, days shared."""
+def over_time(table: Table, *, currency: str = "") -> dict:
+    """``overview_timeseries``: sessions and converted sessions, conversion rate, revenue; a panel each, days shared."""
     figure = make_subplots(
         rows=3,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.08,
-        subplot_titles=["Sessions and converted sessions", "Conversion rate", "Revenue"],
+        subplot_titles=[
+            "Sessions, and sessions that reached the conversion stage",
+            "Conversion rate (reached the conversion stage ÷ sessions)",
+            money_title("Revenue", currency),
+        ],
     )
     days = values(table, "day")
     figure.add_trace(go.Bar(x=days, y=values(table, "sessions"), name="sessions"), row=1, col=1)
@@ -191,7 +205,8 @@ def funnel(table: Table) -> dict:
             [drop, rate] for drop, rate in zip(values(table, "drop_off"), values(table, "drop_off_rate"), strict=True)
         ],
         textinfo="value+percent initial",
-        hovertemplate="%{y}: %{x} sessions<br>drop-off %{customdata[0]}<extra></extra>",
+        hovertemplate="%{y}: %{x} sessions (%{percentInitial:.1%} of all sessions)<br>"
+        "drop-off %{customdata[0]}<extra></extra>",
     )
     return _figure([trace], margin={"l": 110, "r": 20, "t": 20, "b": 20})
 
@@ -214,7 +229,12 @@ def paths(table: Table) -> dict:
         traces,
         margin={**LAYOUT["margin"], "r": 70},
         yaxis=_axis("sessions"),
-        yaxis2={**_axis("conversion rate", percent=True), "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        yaxis2={
+            **_axis("conversion rate (reached the conversion stage)", percent=True),
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+        },
     )
 
 

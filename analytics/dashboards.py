@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
 from django.urls import reverse
 from django.utils import timezone
@@ -111,11 +112,14 @@ def _subset(table: Table, *, key: str, title: str, where: str, equals, drop: boo
     )
 
 
-def _once(build: Callable[[], Table]) -> Callable[[], Table]:
-    """``build`` run at most once, for tables several charts split."""
-    memo: list[Table] = []
+T = TypeVar("T")
 
-    def table() -> Table:
+
+def _once(build: Callable[[], T]) -> Callable[[], T]:
+    """``build`` run at most once, for tables several charts split."""
+    memo: list[T] = []
+
+    def table() -> T:
         if not memo:
             memo.append(build())
         return memo[0]
@@ -127,27 +131,31 @@ def _once(build: Callable[[], Table]) -> Callable[[], Table]:
 
 
 def overview_sections(filters: Filters) -> list[Section]:
+    definition = queries.conversion_definition()
+    currency = _once(partial(queries.revenue_currency, filters))
     return [
         Section(
             title="",
+            intro=f"Conversion rate on this page: {definition}; the funnel's conversion row counts the same "
+            "sessions. Revenue: the values of all conversions, in the currency they were recorded in.",
             charts=[
                 Chart(
                     "overview-totals",
                     "Totals",
                     partial(queries.overview_totals, filters),
-                    charts.totals,
+                    partial(charts.totals, definition=definition),
                     has_data=has_sessions,
                 ),
                 Chart(
                     "overview-timeseries",
                     "Sessions, conversion rate and revenue over time",
                     partial(queries.overview_timeseries, filters),
-                    charts.over_time,
+                    lambda table: charts.over_time(table, currency=currency()),
                     has_data=has_sessions,
                 ),
                 Chart(
                     "overview-funnel",
-                    "Funnel by stage, with drop-off",
+                    "Funnel by stage: sessions reaching each stage (% of all sessions), with drop-off",
                     partial(queries.funnel, filters),
                     charts.funnel,
                     has_data=lambda table: bool(table.rows) and table.rows[0][1] > 0,
@@ -155,7 +163,7 @@ def overview_sections(filters: Filters) -> list[Section]:
                 ),
                 Chart(
                     "overview-paths",
-                    "Journey paths compared",
+                    "Journey paths compared (conversion rate: reached the conversion stage ÷ sessions)",
                     partial(queries.paths_compared, filters),
                     charts.paths,
                     show_numbers=True,

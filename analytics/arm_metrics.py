@@ -26,14 +26,16 @@ their variances need, so the statistics never see a row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
 
+from core import statistics
 from journeys.models import ConversionEvent, JourneySession
-from personalization.models import Experiment, Exposure, HoldoutMembership
+from personalization.models import Experiment, ExperimentArm, Exposure, HoldoutMembership
 
 REVERSAL_TYPES = ("refund", "cancellation")
 
@@ -135,3 +137,153 @@ def rule_arm_sums(
     Sessions count when they became eligible in ``[since, until)``, as in the scarcity report.
     """
     return _sums(RULE_UNITS, {"units": rule_ids, "goal": goal, "since": since, "until": until})
+
+
+# --- comparisons ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str  # "percent", "seconds" or "currency"
+    lower_is_better: bool
+    summary: Callable[[ArmSums], statistics.Summary]
+
+
+GUARDRAILS = (
+    Metric("bounce_rate", "bounce rate", "percent", True, lambda s: statistics.proportion(s.sessions, s.bounced)),
+    Metric(
+        "refund_rate",
+        "refund or cancellation rate",
+        "percent",
+        True,
+        lambda s: statistics.proportion(s.sessions, s.reversed),
+    ),
+    Metric(
+        "time_to_convert",
+        "time to convert",
+        "seconds",
+        True,
+        lambda s: statistics.mean(s.converted, s.ttc_seconds, s.ttc_seconds_squares),
+    ),
+)
+REVENUE_PER_SESSION = Metric(
+    "revenue_per_session",
+    "revenue per session",
+    "currency",
+    False,
+    lambda s: statistics.mean(s.sessions, float(s.revenue), float(s.revenue_squares)),
+)
+AVERAGE_ORDER_VALUE = Metric(
+    "average_order_value",
+    "average order value",
+    "currency",
+    False,
+    lambda s: statistics.ratio(
+        s.sessions,
+        float(s.revenue),
+        float(s.revenue_squares),
+        s.orders,
+        s.orders_squares,
+        float(s.revenue_orders),
+    ),
+)
+
+
+def compared(metric: Metric, control: ArmSums | None, arm: ArmSums) -> dict:
+    """One metric of one arm: its value, and against the control's (None for the control itself).
+
+    ``relative_change`` is the treatment's value over the control's minus 1, with its
+    95% interval and p-value (fixed horizon, :func:`core.statistics.compare`; "not enough
+    data" leaves them None and ``p_value`` 1). ``worse`` holds when the change is
+    significant and in the metric's bad direction.
+    """
+    summary = metric.summary(arm)
+    out = {
+        "metric": metric.key,
+        "label": metric.label,
+        "unit": metric.unit,
+        "value": summary.mean,
+        "relative_change": None,
+        "ci_low": None,
+        "ci_high": None,
+        "p_value": None,
+        "enough_data": None,
+        "significant": False,
+        "worse": False,
+    }
+    if control is None:
+        return out
+    comparison = statistics.compare(metric.summary(control), summary)
+    change = comparison.relative_lift
+    significant = bool(comparison.enough_data and comparison.significant)
+    bad = change is not None and (change > 0 if metric.lower_is_better else change < 0)
+    out.update(
+        relative_change=change,
+        ci_low=comparison.ci_low,
+        ci_high=comparison.ci_high,
+        p_value=comparison.p_value,
+        enough_data=comparison.enough_data,
+        significant=significant,
+        worse=significant and bad,
+    )
+    return out
+
+
+def arms_compared(arms: list[tuple[str, ArmSums]]) -> dict[str, dict]:
+    """Revenue and guardrails of every arm, the first being the control (or the holdout).
+
+    Per arm key: ``revenue`` (``currency``, ``total`` as a decimal string, ``orders``,
+    ``other_currency_orders``, ``per_session`` and ``average_order_value`` as
+    :func:`compared`, the per-session one with ``p_value_holm`` over the treatments) and
+    ``guardrails`` (a :func:`compared` per :data:`GUARDRAILS`).
+    """
+    if not arms:
+        return {}
+    control = arms[0][1]
+    out = {}
+    for index, (key, sums) in enumerate(arms):
+        against = None if index == 0 else control
+        out[key] = {
+            "revenue": {
+                "currency": sums.currency or control.currency,
+                "total": str(Decimal(sums.revenue).quantize(Decimal("0.01"))),
+                "orders": sums.orders,
+                "other_currency_orders": sums.other_currency_orders,
+                "per_session": compared(REVENUE_PER_SESSION, against, sums),
+                "average_order_value": compared(AVERAGE_ORDER_VALUE, against, sums),
+            },
+            "guardrails": [compared(metric, against, sums) for metric in GUARDRAILS],
+        }
+    treatments = [out[key]["revenue"]["per_session"] for key, _ in arms[1:]]
+    adjusted = statistics.holm([row["p_value"] for row in treatments])
+    for row, p_value in zip(treatments, adjusted, strict=True):
+        row["p_value_holm"] = p_value
+    out[arms[0][0]]["revenue"]["per_session"]["p_value_holm"] = None
+    return out
+
+
+def worse_guardrails(report_arm: dict) -> list[str]:
+    """The labels of an arm's guardrails that are significantly worse than the control's."""
+    return [row["label"] for row in report_arm["guardrails"] if row["worse"]]
+
+
+def experiment_arms_compared(experiment: Experiment) -> dict[str, dict]:
+    """:func:`arms_compared` for an experiment's arms (control first), keyed by variant key."""
+    arms = list(
+        ExperimentArm.objects.filter(experiment=experiment)
+        .order_by("-is_control", "id")
+        .values_list("variant_id", "variant__key")
+    )
+    sums = experiment_arm_sums([experiment.pk]).get(experiment.pk, {})
+    return arms_compared([(key, sums.get(variant_id, ArmSums())) for variant_id, key in arms])
+
+
+def guardrails_worse(*, experiment: Experiment, variant_id: int) -> list[str]:
+    """The guardrail labels on which the arm of ``variant_id`` is significantly worse than the
+    control (:data:`core.hooks.guardrails_worse`, asked by the optimizer before a winner). One query."""
+    control = ExperimentArm.objects.filter(experiment=experiment, is_control=True).values_list("variant_id", flat=True)
+    sums = experiment_arm_sums([experiment.pk]).get(experiment.pk, {})
+    baseline, arm = sums.get(next(iter(control), None), ArmSums()), sums.get(variant_id, ArmSums())
+    return [metric.label for metric in GUARDRAILS if compared(metric, baseline, arm)["worse"]]

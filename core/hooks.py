@@ -133,8 +133,8 @@ def rollup_mark_cte() -> str:
     return _rollup_mark_cte or NO_ROLLUP_MARK_CTE
 
 
-# experiment id -> {variant key: [guardrail metric names significantly worse than control]}
-GuardrailCheck = Callable[[int], Mapping[str, list[str]]]
+# (experiment, variant id) -> names of the guardrail metrics on which that arm is significantly worse
+GuardrailCheck = Callable[..., list[str]]
 _guardrail_check: GuardrailCheck | None = None
 
 
@@ -143,10 +143,8 @@ def register_guardrail_check(check: GuardrailCheck) -> None:
     _guardrail_check = check
 
 
-def guardrails_worse(experiment_id: int) -> dict[str, list[str]]:
-    """Per treatment arm (variant key), the guardrail metrics significantly worse than the control's.
-
-    Arms with no worse guardrail are left out, so ``{}`` means nothing blocks a winner;
-    also ``{}`` when no app registered a check (the lower layers alone have no metrics).
-    """
-    return dict(_guardrail_check(experiment_id)) if _guardrail_check else {}
+def guardrails_worse(*, experiment: Any, variant_id: int) -> list[str]:
+    """The guardrail metrics (e.g. ``"bounce rate"``) on which the arm of ``variant_id`` is
+    significantly worse than the experiment's control; ``[]`` when none is, or when no app
+    registered a check (the lower layers alone have no such metrics)."""
+    return list(_guardrail_check(experiment=experiment, variant_id=variant_id)) if _guardrail_check else []

@@ -86,8 +86,9 @@ WITH units AS ({units}
     GROUP BY u.unit, u.arm, u.session_id, u.since, u.goal, s.total_touchpoints, s.max_stage
 )
 SELECT p.unit, p.arm, count(*),
-       sum(p.revenue), sum(p.revenue * p.revenue), sum(p.orders), sum(p.orders * p.orders), sum(p.revenue * p.orders),
-       sum(p.other_orders), count(*) FILTER (WHERE p.reversed), count(*) FILTER (WHERE p.bounced),
+       sum(p.revenue), sum(p.revenue * p.revenue), sum(p.orders)::bigint, sum(p.orders * p.orders)::bigint,
+       sum(p.revenue * p.orders), sum(p.other_orders)::bigint,
+       count(*) FILTER (WHERE p.reversed), count(*) FILTER (WHERE p.bounced),
        count(p.ttc), coalesce(sum(p.ttc), 0), coalesce(sum(p.ttc * p.ttc), 0), m.currency
 FROM per_session p LEFT JOIN currency m ON m.unit = p.unit
 GROUP BY p.unit, p.arm, m.currency
@@ -256,11 +257,7 @@ def arms_compared(arms: list[tuple[str, ArmSums]]) -> dict[str, dict]:
             },
             "guardrails": [compared(metric, against, sums) for metric in GUARDRAILS],
         }
-    treatments = [out[key]["revenue"]["per_session"] for key, _ in arms[1:]]
-    adjusted = statistics.holm([row["p_value"] for row in treatments])
-    for row, p_value in zip(treatments, adjusted, strict=True):
-        row["p_value_holm"] = p_value
-    out[arms[0][0]]["revenue"]["per_session"]["p_value_holm"] = None
+    holm_beside([out[key]["revenue"]["per_session"] for key, _ in arms])
     return out
 
 
@@ -287,3 +284,26 @@ def guardrails_worse(*, experiment: Experiment, variant_id: int) -> list[str]:
     sums = experiment_arm_sums([experiment.pk]).get(experiment.pk, {})
     baseline, arm = sums.get(next(iter(control), None), ArmSums()), sums.get(variant_id, ArmSums())
     return [metric.label for metric in GUARDRAILS if compared(metric, baseline, arm)["worse"]]
+
+
+def rules_compared(
+    rule_ids: list[int], *, goal: str, since: datetime | None = None, until: datetime | None = None
+) -> dict[int, dict]:
+    """Per scarcity rule: :func:`arms_compared` of the sessions shown the cue (``exposed``)
+    against the held-out ones (``holdout``, the baseline), one query for all rules."""
+    sums = rule_arm_sums(rule_ids, goal=goal, since=since, until=until)
+    out = {}
+    for rule_id in rule_ids:
+        arms = sums.get(rule_id, {})
+        out[rule_id] = arms_compared([("holdout", arms.get(0, ArmSums())), ("exposed", arms.get(1, ArmSums()))])
+    return out
+
+
+def holm_beside(rows: list[dict], *, source: str = "p_value", target: str = "p_value_holm") -> None:
+    """Write ``target``, the Holm adjustment of ``source`` over the rows that have one, into each row
+    (None where ``source`` is None or the row has not enough data: it is not part of the family read)."""
+    read = [row for row in rows if row.get(source) is not None and row.get("enough_data") is not False]
+    for row, adjusted in zip(read, statistics.holm([row[source] for row in read]), strict=True):
+        row[target] = adjusted
+    for row in rows:
+        row.setdefault(target, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analytics.tables import Table
+from analytics.templatetags.dashboard_numbers import cell
 
 # No Plotly template: the default one would be embedded in every figure (~6 KB each).
 LAYOUT = {
@@ -121,11 +122,30 @@ def interval_bars(table: Table, *, x: str, low: str, high: str, y_title: str = "
     return _figure([trace], yaxis={**_axis(y_title, percent), "zeroline": True}, showlegend=False)
 
 
-def table_figure(table: Table) -> dict:
-    """The table itself as a Plotly table (lists such as the claims ledger)."""
+def table_figure(
+    table: Table, *, highlight: str | None = None, formats: dict[str, Callable[[dict], str]] | None = None
+) -> dict:
+    """The table itself as a Plotly table (lists such as the claims ledger); numbers as the
+    pages print them (:func:`analytics.templatetags.dashboard_numbers.cell`, or
+    ``formats[column](row)``). Rows whose ``highlight`` column is true are drawn in red."""
+    red = [bool(flag) for flag in table.column(highlight)] if highlight else [False] * len(table.rows)
+    formats = formats or {}
+
+    def shown(row: dict, column: str) -> Any:
+        value = row[column]
+        if column in formats:
+            return formats[column](row)
+        return cell(value, column) if isinstance(value, float | Decimal) else plain(value)
+
+    records = table.as_records()
     trace = go.Table(
         header={"values": table.columns, "align": "left"},
-        cells={"values": [values(table, column) for column in table.columns], "align": "left"},
+        cells={
+            "values": [[shown(row, column) for row in records] for column in table.columns],
+            "align": "left",
+            "fill": {"color": [["#fbeeee" if flag else "white" for flag in red]]},
+            "font": {"color": [["#ba2121" if flag else "#333" for flag in red]]},
+        },
     )
     height = 80 + 30 * min(len(table.rows), 15)
     return _figure([trace], height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10})

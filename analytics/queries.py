@@ -29,6 +29,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Q, Sum
 
+from analytics.arm_metrics import holm_beside
 from analytics.filters import Filters
 from analytics.models import PersonalizationDaily, ScarcityRuleDaily, SessionDaily, StageFlowDaily, VariantDaily
 from analytics.tables import Table
@@ -412,12 +413,15 @@ SCARCITY_RULE_COLUMNS = [
     "holdout_conversions",
     "holdout_rate",
     *LIFT_FIELDS,
+    "p_value_holm",
 ]
 
 
 def scarcity_rules(filters: Filters) -> Table:
     """Per scarcity rule of the sites in the filters: cues shown, and the conversion of
-    eligible sessions exposed to the cue against those held out, with the lift.
+    eligible sessions exposed to the cue against those held out, with the lift, and its
+    p-value Holm-adjusted over the rules read together (``p_value_holm``, None for rules
+    without enough data).
 
     The sums of :func:`scarcity_rule_daily` over the range, so every filter applies; the
     lift columns (``relative_lift`` with its intervals, p-value and ``chance_to_beat_holdout``)
@@ -431,7 +435,7 @@ def scarcity_rules(filters: Filters) -> Table:
     rules = ScarcityRule.objects.select_related("site", "offer").order_by("site__name", "site_id", "key")
     if filters.site_id is not None:
         rules = rules.filter(site_id=filters.site_id)
-    out = []
+    out, lifts = [], []
     for rule in rules:
         row = sums.get(rule.pk, dict.fromkeys(fields, 0))
         exposed = statistics.Arm(row["exposed_sessions"], row["exposed_conversions"])
@@ -456,6 +460,9 @@ def scarcity_rules(filters: Filters) -> Table:
                 *(lift[name] for name in LIFT_FIELDS),
             )
         )
+        lifts.append(lift)
+    holm_beside(lifts)
+    out = [(*row, lift["p_value_holm"]) for row, lift in zip(out, lifts, strict=True)]
     return Table("scarcity_rules", "Exposed vs holdout conversion per rule", SCARCITY_RULE_COLUMNS, out)
 
 

@@ -16,10 +16,10 @@ the upper one fills one of these slots in its ``AppConfig.ready``:
   converted (variants, offers, cues). ``personalization`` adds its own.
 - **rollup marks** (:func:`rollup_mark_cte`): the SQL with which a hot statement marks
   its session's rollup key itself. ``analytics`` owns the rollups and registers it.
-- **guardrails** (:func:`guardrails_worse`): the guardrail metrics (bounce rate, refunds
-  or cancellations, time to convert) on which an experiment's arm is significantly worse
-  than its control. The optimizer proposes no winner while any is; ``analytics``
-  computes them and registers the check.
+- **guardrail check** (:func:`guardrails_worse`): the names of an experiment arm's
+  guardrail metrics that are significantly worse than the control's. The optimizer
+  proposes no winner while the list is not empty; ``analytics`` computes guardrails and
+  registers the check. Without it, no guardrail blocks anything.
 
 Every slot has a default that keeps the lower layer working alone (its tests need no
 upper app). Registering twice replaces (feed listeners are keyed by their name), so a
@@ -133,18 +133,18 @@ def rollup_mark_cte() -> str:
     return _rollup_mark_cte or NO_ROLLUP_MARK_CTE
 
 
-# (experiment, variant id) -> names of the guardrail metrics on which that arm is significantly worse
+# ``check(*, experiment, variant_id) -> list[str]``: labels of the guardrail metrics
+# (e.g. "bounce rate") on which the arm showing ``variant_id`` is significantly worse
+# than the experiment's control; empty when none is.
 GuardrailCheck = Callable[..., list[str]]
 _guardrail_check: GuardrailCheck | None = None
 
 
-def register_guardrail_check(check: GuardrailCheck) -> None:
+def register_guardrail_check(check: GuardrailCheck | None) -> None:
     global _guardrail_check
     _guardrail_check = check
 
 
 def guardrails_worse(*, experiment: Any, variant_id: int) -> list[str]:
-    """The guardrail metrics (e.g. ``"bounce rate"``) on which the arm of ``variant_id`` is
-    significantly worse than the experiment's control; ``[]`` when none is, or when no app
-    registered a check (the lower layers alone have no such metrics)."""
+    """The registered guardrail check's answer for one arm, else none (nothing registered)."""
     return list(_guardrail_check(experiment=experiment, variant_id=variant_id)) if _guardrail_check else []

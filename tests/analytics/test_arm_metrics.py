@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from analytics.arm_metrics import ArmSums, experiment_arm_sums
+from analytics.arm_metrics import ArmSums, experiment_arm_sums, rule_arm_sums
 from journeys.models import ConversionEvent
 from tests.analytics.arm_data import arm_traffic, conversion
 from tests.personalization.optimizer_helpers import live_experiment, variant
@@ -82,3 +82,31 @@ def test_conversions_before_the_exposure_do_not_count(site):
     [sums] = experiment_arm_sums([experiment.pk])[experiment.pk].values()
 
     assert (sums.sessions, sums.revenue, sums.orders, sums.converted, sums.currency) == (1, 0, 0, 0, None)
+
+
+def test_rule_sums_compare_the_sessions_shown_a_cue_with_the_held_out_ones(site, api, django_user_model):
+    from personalization.models import HoldoutMembership, TriggerType
+    from tests.personalization.helpers import staff
+    from tests.personalization.scarcity_helpers import live_offer, make_rule
+
+    people = staff(django_user_model, "mia", "Marketers"), staff(django_user_model, "ada", "Approvers")
+    rule = make_rule(site, live_offer(site, people, stock=3), TriggerType.LOW_STOCK, people, threshold=5)
+    experiment = live_experiment(site)
+    shown = arm_traffic(experiment, "a", sessions=3, orders=["12.50"], bounces=1)
+    held = arm_traffic(experiment, "b", sessions=2, refunds=0, bounces=2)
+    HoldoutMembership.objects.bulk_create(
+        HoldoutMembership(rule=rule, session=s, in_holdout=s in held, bucket=0.5, assigned_at=s.started_at)
+        for s in shown + held
+    )
+
+    [sums] = rule_arm_sums([rule.pk], goal="purchase").values()
+
+    assert (sums[1].sessions, sums[1].revenue, sums[1].orders, sums[1].bounced, sums[1].converted) == (
+        3,
+        Decimal("12.50"),
+        1,
+        1,
+        1,
+    )
+    assert (sums[0].sessions, sums[0].revenue, sums[0].bounced, sums[0].currency) == (2, 0, 2, "EUR")
+    assert rule_arm_sums([rule.pk], goal="purchase", since=shown[0].started_at + timedelta(seconds=1)) == {}

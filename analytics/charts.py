@@ -135,6 +135,8 @@ def table_figure(
         value = row[column]
         if column in formats:
             return formats[column](row)
+        if value is None:
+            return "—"
         return cell(value, column) if isinstance(value, float | Decimal) else plain(value)
 
     records = table.as_records()
@@ -163,14 +165,19 @@ def money_title(title: str, currency: str) -> str:
 
 
 def totals(table: Table, *, definition: str) -> dict:
-    """KPI tiles: sessions, conversion rate (its ``definition`` under it), revenue in its currency
-    (first row of ``overview_totals``)."""
+    """KPI tiles: sessions, conversion rate (its short ``definition`` under it), revenue in its
+    currency (first row of ``overview_totals``)."""
     row = table.as_records()[0]
     currency = row["currency"]
     tiles = [
-        ("sessions", "Sessions", "", {}),
+        ("sessions", f"Sessions<br>{_small('started in the range')}", "", {}),
         ("conversion_rate", f"Conversion rate<br>{_small(definition)}", ".1%", {}),
-        ("revenue", money_title("Revenue", currency), ",.2f", {"suffix": f" {currency}"} if currency else {}),
+        (
+            "revenue",
+            f"{money_title('Revenue', currency)}<br>{_small('conversion values')}",
+            ",.2f",
+            {"suffix": f" {currency}"} if currency else {},
+        ),
     ]
     traces = [
         go.Indicator(
@@ -250,7 +257,7 @@ def paths(table: Table) -> dict:
         margin={**LAYOUT["margin"], "r": 70},
         yaxis=_axis("sessions"),
         yaxis2={
-            **_axis("conversion rate (reached the conversion stage)", percent=True),
+            **_axis("conversion rate", percent=True),
             "overlaying": "y",
             "side": "right",
             "rangemode": "tozero",

@@ -151,7 +151,7 @@ def overview_sections(filters: Filters) -> list[Section]:
                     "overview-totals",
                     "Totals",
                     partial(queries.overview_totals, filters),
-                    partial(charts.totals, definition=definition),
+                    partial(charts.totals, definition="reached the conversion stage ÷ sessions"),
                     has_data=has_sessions,
                 ),
                 Chart(
@@ -515,7 +515,7 @@ def scarcity_sections(filters: Filters) -> list[Section]:
             title="Guardrails per rule",
             intro="Metrics a cue must not make worse, for sessions shown the cue against the held-out ones: "
             "bounce rate (left after one touchpoint without moving on or converting) and refund or cancellation "
-            "rate in percent, time to convert (eligibility to first purchase) in seconds. A row in red is "
+            "rate in percent, time to convert (eligibility to first purchase) in minutes. A row in red is "
             "significantly worse (95% confidence interval on the bad side).",
             charts=[
                 Chart(

@@ -31,6 +31,12 @@ def change(value) -> str:
 
 
 @register.filter
+def count(value) -> str:
+    """A count with thousands separators: ``35277`` -> ``35,277``."""
+    return DASH if value is None else f"{int(value):,}"
+
+
+@register.filter
 def points(value) -> str:
     """A difference of rates in percentage points: ``0.0015`` -> ``0.15 pp``."""
     return DASH if value is None else f"{float(value) * 100:.2f} pp"

@@ -74,9 +74,8 @@ def aa_false_positive_rate(
             n += shown
             x += rng.binomial(shown, rate)
             control, treatment = Arm(int(n[0]), int(x[0])), Arm(int(n[1]), int(x[1]))
-            p_fixed = statistics.two_proportion_p_value(control, treatment)
-            result = statistics.frequentist(control, treatment, alpha=alpha)
-            p_sequential = result.sequential_p_value if result else 1.0
+            result = statistics.compare(control, treatment, alpha=alpha)
+            p_fixed, p_sequential = result.p_value, result.sequential_p_value
             seen_fixed |= p_fixed < alpha
             seen_sequential |= p_sequential < alpha
         fixed += p_fixed < alpha

@@ -105,8 +105,8 @@ def test_checklist_all_ticked_is_the_request_templates_checklist(pending):
 def proposal(site) -> OptimizationProposal:
     """A pending "declare winner" proposal."""
     experiment = live_experiment(site, minimum_sample=500)
-    add_traffic(experiment, "a", exposures=500, conversions=50)
-    add_traffic(experiment, "b", exposures=500, conversions=80)
+    add_traffic(experiment, "a", exposures=1000, conversions=100)
+    add_traffic(experiment, "b", exposures=1000, conversions=180)
     [made] = experiments_optimize()
     return made
 

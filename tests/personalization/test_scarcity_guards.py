@@ -467,7 +467,7 @@ def test_effectiveness_api_compares_exposed_with_holdout_sessions(site, api, peo
     assert (row["impressions"], row["sessions_shown"]) == (2 * exposed_n, exposed_n)
     assert row["exposed"] == {"sessions": exposed_n, "conversions": exposed_x, "rate": exposed_x / exposed_n}
     assert row["holdout"] == {"sessions": held_n, "conversions": held_x, "rate": held_x / held_n}
-    expected = statistics.frequentist(statistics.Arm(held_n, held_x), statistics.Arm(exposed_n, exposed_x))
+    expected = statistics.compare(statistics.Arm(held_n, held_x), statistics.Arm(exposed_n, exposed_x))
     assert row["lift"]["relative_lift"] == pytest.approx(expected.relative_lift)
     assert (row["lift"]["ci_low"], row["lift"]["ci_high"]) == (
         pytest.approx(expected.ci_low),

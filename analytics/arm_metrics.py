@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 
 from core import statistics
 from journeys.models import ConversionEvent, JourneySession
@@ -60,10 +60,15 @@ WHERE h.rule_id = ANY(%(units)s)
   AND (%(until)s::timestamptz IS NULL OR h.assigned_at < %(until)s)
 """
 
+# Per session first, but only for the sessions with a conversion after exposure (a small
+# share): the other sessions only count, and count as bounced when quiet (at most one
+# touchpoint, still in awareness). A quiet session that converted is not a bounce.
 SUMS_SQL = """
-WITH units AS ({units}
+WITH units AS (
+    SELECT u.*, s.total_touchpoints <= 1 AND s.max_stage = 'awareness' AS quiet
+    FROM ({units}) u JOIN {sessions} s ON s.id = u.session_id
 ), conv AS (
-    SELECT u.unit, u.arm, u.session_id, u.since, c.type, c.value, c.currency, c.converted_at,
+    SELECT u.unit, u.arm, u.session_id, u.since, u.goal, u.quiet, c.type, c.value, c.currency, c.converted_at,
            c.type = ANY(%(reversals)s) AS reversal
     FROM units u
     JOIN {conversions} c ON c.session_id = u.session_id AND c.converted_at >= u.since
@@ -72,26 +77,37 @@ WITH units AS ({units}
     FROM (SELECT unit, currency, count(*) AS n FROM conv WHERE value > 0 AND NOT reversal GROUP BY unit, currency) t
     ORDER BY unit, n DESC, currency
 ), per_session AS (
-    SELECT u.unit, u.arm,
+    SELECT c.unit, c.arm, c.session_id,
            coalesce(sum(c.value) FILTER (WHERE NOT c.reversal AND c.currency = m.currency), 0) AS revenue,
            count(*) FILTER (WHERE NOT c.reversal AND c.value > 0 AND c.currency = m.currency) AS orders,
            count(*) FILTER (WHERE NOT c.reversal AND c.value > 0 AND c.currency <> m.currency) AS other_orders,
-           coalesce(bool_or(c.reversal), false) AS reversed,
-           extract(epoch FROM min(c.converted_at) FILTER (WHERE c.type = u.goal) - u.since)::float8 AS ttc,
-           count(c.type) = 0 AND s.total_touchpoints <= 1 AND s.max_stage = 'awareness' AS bounced
+           bool_or(c.reversal) AS reversed, bool_or(c.quiet) AS quiet,
+           extract(epoch FROM min(c.converted_at) FILTER (WHERE c.type = c.goal) - c.since)::float8 AS ttc
+    FROM conv c LEFT JOIN currency m ON m.unit = c.unit
+    GROUP BY c.unit, c.arm, c.session_id, c.since
+), converted AS (
+    SELECT p.unit, p.arm,
+           sum(p.revenue) AS revenue, sum(p.revenue * p.revenue) AS revenue_squares,
+           sum(p.orders)::bigint AS orders, sum(p.orders * p.orders)::bigint AS orders_squares,
+           sum(p.revenue * p.orders) AS revenue_orders, sum(p.other_orders)::bigint AS other_orders,
+           count(*) FILTER (WHERE p.reversed) AS reversed,
+           count(*) FILTER (WHERE p.quiet) AS quiet,
+           count(p.ttc) AS ttc_count, coalesce(sum(p.ttc), 0) AS ttc, coalesce(sum(p.ttc * p.ttc), 0) AS ttc_squares
+    FROM per_session p
+    GROUP BY p.unit, p.arm
+), everyone AS (
+    SELECT u.unit, u.arm, count(*) AS sessions, count(*) FILTER (WHERE u.quiet) AS quiet
     FROM units u
-    JOIN {sessions} s ON s.id = u.session_id
-    LEFT JOIN conv c ON c.unit = u.unit AND c.session_id = u.session_id AND c.arm = u.arm
-    LEFT JOIN currency m ON m.unit = u.unit
-    GROUP BY u.unit, u.arm, u.session_id, u.since, u.goal, s.total_touchpoints, s.max_stage
+    GROUP BY u.unit, u.arm
 )
-SELECT p.unit, p.arm, count(*),
-       sum(p.revenue), sum(p.revenue * p.revenue), sum(p.orders)::bigint, sum(p.orders * p.orders)::bigint,
-       sum(p.revenue * p.orders), sum(p.other_orders)::bigint,
-       count(*) FILTER (WHERE p.reversed), count(*) FILTER (WHERE p.bounced),
-       count(p.ttc), coalesce(sum(p.ttc), 0), coalesce(sum(p.ttc * p.ttc), 0), m.currency
-FROM per_session p LEFT JOIN currency m ON m.unit = p.unit
-GROUP BY p.unit, p.arm, m.currency
+SELECT e.unit, e.arm, e.sessions,
+       coalesce(c.revenue, 0), coalesce(c.revenue_squares, 0), coalesce(c.orders, 0), coalesce(c.orders_squares, 0),
+       coalesce(c.revenue_orders, 0), coalesce(c.other_orders, 0), coalesce(c.reversed, 0),
+       e.quiet - coalesce(c.quiet, 0), coalesce(c.ttc_count, 0), coalesce(c.ttc, 0), coalesce(c.ttc_squares, 0),
+       m.currency
+FROM everyone e
+LEFT JOIN converted c ON c.unit = e.unit AND c.arm = e.arm
+LEFT JOIN currency m ON m.unit = e.unit
 """
 
 
@@ -117,7 +133,9 @@ class ArmSums:
 def _sums(units_sql: str, params: dict) -> dict[int, dict[int, ArmSums]]:
     sql = SUMS_SQL.format(units=units_sql, conversions=_CONVERSIONS, sessions=_SESSIONS)
     out: dict[int, dict[int, ArmSums]] = {}
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # As the optimizer's counts: JIT compilation costs more than this query takes.
+        cursor.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)")
         cursor.execute(sql, {"reversals": list(REVERSAL_TYPES), **params})
         for unit, arm, *values in cursor.fetchall():
             out.setdefault(unit, {})[arm] = ArmSums(*values)

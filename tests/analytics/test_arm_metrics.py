@@ -110,3 +110,13 @@ def test_rule_sums_compare_the_sessions_shown_a_cue_with_the_held_out_ones(site,
     )
     assert (sums[0].sessions, sums[0].revenue, sums[0].bounced, sums[0].currency) == (2, 0, 2, "EUR")
     assert rule_arm_sums([rule.pk], goal="purchase", since=shown[0].started_at + timedelta(seconds=1)) == {}
+
+
+def test_a_quiet_session_that_converted_is_not_a_bounce(site):
+    # given: two sessions with one touchpoint each, still in awareness; the first buys
+    experiment = live_experiment(site)
+    arm_traffic(experiment, "a", sessions=2, orders=["10.00"], bounces=2)
+
+    [sums] = experiment_arm_sums([experiment.pk])[experiment.pk].values()
+
+    assert (sums.sessions, sums.bounced, sums.converted) == (2, 1, 1)

@@ -39,6 +39,7 @@ VARIANT_EXAMPLE = {
     "significant": None,
     "sequential_ready": None,
     "sequential_significant": None,
+    "period_weighted_rate": None,
 }
 
 
@@ -191,7 +192,18 @@ TREATMENT_METRICS = arm_example(
                         "text": "guardrail bounce rate worse for hero-b (bounce rate +50%, 95% interval +12% to +88%)",
                         "variant": "hero-b",
                     },
-                    "sample_size": {"mde": 0.1, "power": 0.8, "per_arm": 35277, "more_per_arm": 35077},
+                    "sample_size": {
+                        "metric": "conversion rate",
+                        "mde": 0.1,
+                        "power": 0.8,
+                        "alpha": 0.05,
+                        "baseline_rate": 0.1,
+                        "per_arm": 35277,
+                        "more_per_arm": 35077,
+                        "sequential": True,
+                    },
+                    "winner_rule": "winner: an active treatment whose always-valid (sequential) p-value ...",
+                    "period_weighted": False,
                     "variants": [
                         {**VARIANT_EXAMPLE, **CONTROL_METRICS},
                         {

@@ -62,10 +62,14 @@ class VerdictOut(serializers.Serializer):
 
 
 class SampleSizeOut(serializers.Serializer):
-    mde = serializers.FloatField(help_text="Relative minimum detectable effect (0.1 = 10%).")
+    metric = serializers.CharField()
+    mde = serializers.FloatField(help_text="Relative minimum detectable effect (0.1 = +10%).")
     power = serializers.FloatField()
-    per_arm = serializers.IntegerField(allow_null=True, help_text="Visitors per arm; null without control conversions.")
-    more_per_arm = serializers.IntegerField(allow_null=True, help_text="Still needed by the smallest active arm.")
+    alpha = serializers.FloatField()
+    baseline_rate = rate_field()
+    per_arm = serializers.IntegerField(allow_null=True, help_text="Visitors per arm the winner rule needs.")
+    more_per_arm = serializers.IntegerField(allow_null=True, help_text="What the smallest active arm still lacks.")
+    sequential = serializers.BooleanField()
 
 
 class VariantResultOut(serializers.Serializer):
@@ -95,6 +99,7 @@ class VariantResultOut(serializers.Serializer):
     significant = serializers.BooleanField(allow_null=True)
     sequential_ready = serializers.BooleanField(allow_null=True)
     sequential_significant = serializers.BooleanField(allow_null=True)
+    period_weighted_rate = rate_field("Bandits: the rate weighted by allocation period that the statistics use.")
     revenue = RevenueOut()
     guardrails = MetricChangeOut(many=True, help_text="Bounce rate, refund or cancellation rate, time to convert.")
 
@@ -127,6 +132,8 @@ class ExperimentReportOut(serializers.Serializer):
     currency = serializers.CharField(allow_null=True, help_text="The currency of the revenue figures.")
     verdict = VerdictOut(help_text="One sentence a manager can act on.")
     sample_size = SampleSizeOut()
+    winner_rule = serializers.CharField()
+    period_weighted = serializers.BooleanField()
     variants = VariantResultOut(many=True, help_text="Control first.")
     srm = SampleRatioOut()
     proposals = ProposalOut(many=True, help_text="The optimizer's proposals waiting for approval.")
@@ -139,12 +146,16 @@ class ArmOut(serializers.Serializer):
 
 
 class LiftOut(serializers.Serializer):
+    enough_data = serializers.BooleanField()
+    reason = serializers.CharField(allow_null=True)
     relative_lift = rate_field()
     ci_low = rate_field()
     ci_high = rate_field()
     p_value = rate_field()
     sequential_low = rate_field()
     sequential_high = rate_field()
+    sequential_p_value = rate_field()
+    p_value_holm = rate_field("`p_value` Holm-adjusted over the rules with figures, read together.")
     credible_low = rate_field()
     credible_high = rate_field()
     chance_to_beat_holdout = rate_field()
@@ -162,6 +173,8 @@ class RuleEffectOut(serializers.Serializer):
     exposed = ArmOut()
     holdout = ArmOut()
     lift = LiftOut()
+    revenue = RevenueOut(help_text="Sessions shown the cue against the held-out ones.")
+    guardrails = MetricChangeOut(many=True, help_text="Shown against held out; `worse` in red on the page.")
 
 
 class ScarcityReportOut(serializers.Serializer):

@@ -9,8 +9,8 @@ Where the issue left the choice open, as GrowthBook and Statsig do: the verdict 
 the always-valid test Holm-adjusted over the treatments (the optimizer's winner rule),
 so a manager may look at any time; guardrails use the fixed-horizon test (more
 sensitive, so a harm is flagged sooner; a false flag only delays a winner); the sample
-still needed is for a relative minimum detectable effect of
-:data:`core.statistics.DEFAULT_MDE` at 80% power.
+still needed is the optimizer's (``sample_size``: the experiment's minimum detectable
+effect, else :data:`core.statistics.DEFAULT_MDE`, at 80% power).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import datetime as dt
 
 from analytics.arm_metrics import experiment_arms_compared, holm_beside, rules_compared
 from analytics.verdicts import ArmReading, Change, Verdict, experiment_verdict
-from core import statistics
 from personalization.models import Experiment, OptimizationProposal, ScarcityRule, Status
 from personalization.selectors import scarcity_effectiveness
 from personalization.services.optimizer import experiment_results, proposals_pending
@@ -51,6 +50,7 @@ VARIANT_FIELDS = (
     "significant",
     "sequential_ready",
     "sequential_significant",
+    "period_weighted_rate",
 )
 VERDICT_ALPHA = 0.05
 
@@ -84,7 +84,10 @@ def experiment_results_out(experiment: Experiment, results: dict, proposals: lis
         "primary_metric": primary_metric(experiment),
         "minimum_sample": experiment.minimum_sample,
         "winner": experiment.winner.key if experiment.winner_id else None,
-        "variants": [{name: row.get(name) for name in VARIANT_FIELDS} for row in results["variants"]],
+        "variants": [{name: row[name] for name in VARIANT_FIELDS} for row in results["variants"]],
+        "period_weighted": results["period_weighted"],
+        "sample_size": results["sample_size"],
+        "winner_rule": results["winner_rule"],
         "srm": {
             "p_value": results["srm"]["p_value"],
             "flagged": results["srm"]["flagged"],
@@ -97,22 +100,6 @@ def experiment_results_out(experiment: Experiment, results: dict, proposals: lis
 def primary_metric(experiment: Experiment) -> str:
     goal = experiment.primary_goal.replace("_", " ")
     return f"conversion rate: exposed sessions with a {goal} at or after exposure ÷ exposed sessions"
-
-
-def sample_size(variants: list[dict], mde: float = statistics.DEFAULT_MDE) -> dict:
-    """Visitors per arm for the minimum detectable effect ``mde`` at 80% power (the always-valid
-    test, alpha split over the treatments), and how many more the smallest active arm needs."""
-    active = [v for v in variants if not v["paused"]]
-    control = next((v for v in active if v["control"]), None)
-    per_arm = None
-    if control is not None and len(active) >= 2 and control["rate"] is not None and control["rate"] * (1 + mde) < 1:
-        per_arm = statistics.sample_size_per_arm(control["rate"], mde, arms=len(active))
-    return {
-        "mde": mde,
-        "power": statistics.DEFAULT_POWER,
-        "per_arm": per_arm,
-        "more_per_arm": statistics.more_units_per_arm(per_arm, [v["exposures"] for v in active]),
-    }
 
 
 def _reading(variant: dict, minimum_sample_reached: bool) -> ArmReading:
@@ -156,7 +143,6 @@ def experiment_report(*, experiment: Experiment) -> dict:
         variant.update(metrics[variant["key"]])
     currencies = {variant["revenue"]["currency"] for variant in report["variants"]} - {None}
     report["currency"] = currencies.pop() if currencies else None
-    report["sample_size"] = sample_size(report["variants"])
     report["verdict"] = verdict_of(report, experiment).as_dict()
     return report
 

@@ -139,28 +139,37 @@ def chance_to_beat(control: Arm, treatment: Arm) -> float:
     return float(min(1.0, max(0.0, np.exp(special.logsumexp(terms)))))
 
 
-def _grid(arms: Sequence[Arm]) -> np.ndarray:
+def _grid(arms: Sequence[Arm]) -> tuple[np.ndarray, float]:
+    """An even grid over every arm's 1e-7..1-1e-7 posterior quantiles, and its step."""
     a = np.array([arm.alpha for arm in arms], dtype=float)
     b = np.array([arm.beta for arm in arms], dtype=float)
     low = float(special.betaincinv(a, b, 1e-7).min())
     high = float(special.betaincinv(a, b, 1 - 1e-7).max())
-    return np.linspace(low, high, GRID_POINTS)
+    grid = np.linspace(low, high, GRID_POINTS)
+    return grid, (high - low) / (GRID_POINTS - 1)
 
 
-def _densities(arms: Sequence[Arm], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _trapezoid(values: np.ndarray, step: float) -> float:
+    """The trapezoid rule on an even grid (numpy.trapezoid's value, without its overhead)."""
+    return float(step * (values.sum() - (values[0] + values[-1]) / 2))
+
+
+def _densities(arms: Sequence[Arm], grid: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
     """Beta pdf and cdf of every arm on the grid (arrays arms x points).
 
     The cdf is the running trapezoid integral of the pdf, normalized to end at 1: the
     grid spans every arm's 1e-7..1-1e-7 quantiles, so nothing measurable is cut off,
-    and it is much cheaper than the incomplete beta function at every point.
+    and it is much cheaper than the incomplete beta function at every point. On the
+    even grid the running trapezoid is step * (cumsum(pdf) - (pdf_0 + pdf_j) / 2). These
+    run on every optimizer pass for every experiment, hence the few numpy calls.
     """
     a = np.array([[arm.alpha] for arm in arms], dtype=float)
     b = np.array([[arm.beta] for arm in arms], dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_pdf = (a - 1) * np.log(grid) + (b - 1) * np.log1p(-grid) - special.betaln(a, b)
-    pdf = np.nan_to_num(np.exp(log_pdf))
-    steps = (pdf[:, 1:] + pdf[:, :-1]) * (np.diff(grid) / 2)
-    cdf = np.concatenate([np.zeros((len(arms), 1)), np.cumsum(steps, axis=1)], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        pdf = np.exp((a - 1) * np.log(grid) + (b - 1) * np.log1p(-grid) - special.betaln(a, b))
+    pdf[~np.isfinite(pdf)] = 0.0
+    cdf = np.cumsum(pdf, axis=1)
+    cdf -= (pdf + pdf[:, :1]) / 2
     cdf /= cdf[:, -1:]
     return pdf, cdf
 
@@ -169,22 +178,24 @@ def chance_to_be_best(arms: Sequence[Arm]) -> list[float]:
     """P(arm i has the highest rate), by integration on a grid; sums to 1."""
     if len(arms) == 1:
         return [1.0]
-    grid = _grid(arms)
-    pdf, cdf = _densities(arms, grid)
-    chances = []
-    for index in range(len(arms)):
-        others = np.prod(np.delete(cdf, index, axis=0), axis=0)
-        chances.append(float(np.trapezoid(pdf[index] * others, grid)))
+    grid, step = _grid(arms)
+    pdf, cdf = _densities(arms, grid, step)
+    if len(arms) == 2:
+        chances = [_trapezoid(pdf[0] * cdf[1], step), _trapezoid(pdf[1] * cdf[0], step)]
+    else:
+        chances = [
+            _trapezoid(pdf[index] * np.prod(np.delete(cdf, index, axis=0), axis=0), step) for index in range(len(arms))
+        ]
     total = sum(chances)
     return [chance / total for chance in chances]
 
 
 def expected_loss(arms: Sequence[Arm]) -> list[float]:
     """E[max_j p_j - p_i] for each arm i: what choosing it costs, in rate units."""
-    grid = _grid(arms)
-    cdf = np.prod(_densities(arms, grid)[1], axis=0)
+    grid, step = _grid(arms)
+    cdf = np.prod(_densities(arms, grid, step)[1], axis=0)
     # E[max] = int_0^1 (1 - F_max); below the grid F_max is ~0, above it ~1.
-    expected_max = float(grid[0] + np.trapezoid(1 - cdf, grid))
+    expected_max = float(grid[0] + _trapezoid(1 - cdf, step))
     return [max(0.0, expected_max - arm.posterior_mean) for arm in arms]
 
 
@@ -537,7 +548,7 @@ def sample_size_per_arm(
     def achieved(n: int) -> float:
         se = math.sqrt(per_unit / n)
         h = sequential_half_width(variance=se**2, total=2 * n, alpha=alpha) if sequential else _z(alpha) * se
-        return float(stats.norm.cdf((mde - h) / se) + stats.norm.cdf((-mde - h) / se))
+        return float(special.ndtr((mde - h) / se) + special.ndtr((-mde - h) / se))
 
     z = _z(alpha) + float(stats.norm.ppf(power))
     low = max(2, math.floor(z**2 * per_unit / mde**2 / 2))

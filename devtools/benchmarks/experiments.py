@@ -8,10 +8,17 @@ aa_false_positives --only bandit_regret --only optimizer_pass``), never as timed
   two-proportion test should be about alpha; the always-valid (sequential) p-value
   is conservative, and stays under alpha even when read after every batch ("peeking"),
   where the fixed-horizon test's rate inflates.
+- :func:`optimizer_winner_rate`: experiments run through the optimizer's real decision
+  code (:func:`personalization.services.optimizer._optimize_one` on each experiment's
+  counts, every window of ``OPTIMIZER_CADENCE_MINUTES`` for 14 simulated days); traffic
+  is drawn with numpy for all experiments and windows at once. With no true difference
+  (A/A) the share with a winner proposal is the winner rule's false-positive rate; with
+  a +20% lift and traffic that reaches the recommended sample size
+  (:func:`core.statistics.sample_size_per_arm`) by the end, it is the rule's power.
 - :func:`bandit_regret`: a known winner; the same traffic under a fixed 50/50 split and
-  under the optimizer's bandit rule (:func:`personalization.services.optimizer.bandit_weights`,
-  the same minimum exposures, floor, minimum move and guardrail, one reweight per batch =
-  per optimizer window).
+  under the optimizer's bandit rule (:func:`personalization.services.optimizer.bandit_weights`
+  on counts weighted by allocation period, the same minimum exposures, floor, minimum
+  move and guardrail, one reweight per batch = per optimizer window).
 - :func:`optimizer_pass_fixture` / :func:`optimizer_pass_run`: a site with many live
   experiments and their exposures and conversions, for timing one optimizer pass.
 """
@@ -19,11 +26,13 @@ aa_false_positives --only bandit_regret --only optimizer_pass``), never as timed
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -53,13 +62,15 @@ def aa_false_positive_rate(
     rate: float = 0.1,
     seed: int = 20261121,
     alpha: float = 0.05,
-    looks: int = 10,
+    looks: int = 100,
 ) -> AAResult:
     """Simulate ``n_tests`` A/A experiments; the share of each test rule that calls them significant.
 
-    Each experiment's ``visitors`` arrive in ``looks`` equal batches, each visitor in
-    arm A or B with probability 1/2 (as the hash split does), converting with ``rate``
-    in both arms.
+    Each experiment's ``visitors`` arrive in ``looks`` equal batches (every 100 visitors
+    by default), each visitor in arm A or B with probability 1/2 (as the hash split
+    does), converting with ``rate`` in both arms. Both tests are the ones the results
+    report (:func:`core.statistics.compare`): the fixed-horizon Welch t on the relative
+    lift and the always-valid p-value, which is 1 until the documented minimum sample.
     """
     rng = np.random.default_rng(seed)
     per_look = visitors // looks
@@ -136,19 +147,24 @@ def _run_bandit(
 
     k = len(rates)
     weights = [1 / k] * k
-    n = np.zeros(k, dtype=np.int64)
-    x = np.zeros(k, dtype=np.int64)
+    # Counts per allocation period (a new one after every applied reweight), weighted as
+    # the optimizer weighs a bandit's (core.statistics.period_weighted).
+    periods = [[np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)]]
     regret = 0.0
     best_shown = 0
     large = 0
     for _ in range(visitors // batch):
         shown = rng.multinomial(batch, weights)
+        n, x = periods[-1]
         n += shown
         x += rng.binomial(shown, rates)
         regret += float(shown @ (rates.max() - rates))
         best_shown += int(shown[int(rates.argmax())])
         # The optimizer window after this batch.
-        target = bandit_weights([Arm(int(a), int(b)) for a, b in zip(n, x, strict=True)], floor)
+        arms = statistics.period_weighted(
+            [[Arm(int(a), int(b)) for a, b in zip(pn, px, strict=True)] for pn, px in periods]
+        )
+        target = bandit_weights(arms, floor)
         if target is None:
             continue
         move = largest_move(weights, target)
@@ -161,6 +177,7 @@ def _run_bandit(
             if not approve_large:
                 continue
         weights = target
+        periods.append([np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)])
     return regret, best_shown / (visitors // batch * batch), large
 
 
@@ -203,6 +220,140 @@ def bandit_regret(
         bandit_best_share=float(np.mean(best)),
         large_moves=float(np.mean(large)),
         approve_large=approve_large,
+    )
+
+
+# --- the winner rule through the optimizer's decision code ------------------------------
+
+
+@dataclass(frozen=True)
+class WinnerRuleResult:
+    experiments: int
+    days: int
+    cadence_minutes: int
+    windows: int
+    daily_visitors: float
+    base_rates: tuple[float, float]
+    lift: float
+    minimum_sample: int
+    winners: int  # experiments with a declare_winner proposal for the treatment
+    rate: float  # winners / experiments
+    median_days_to_winner: float | None
+    final_exposures_per_arm: float  # mean over experiments, at the end (or at the winner)
+    decisions: int  # calls of the decision code (windows whose counts changed)
+    other_proposals: dict
+
+
+def optimizer_winner_rate(
+    *,
+    experiments: int = 200,
+    days: int = 14,
+    daily_visitors: float = 1000,
+    base_rates: tuple[float, float] = (0.05, 0.10),
+    lift: float = 0.0,
+    seed: int = 20261205,
+    cadence_minutes: int | None = None,
+    log=None,
+) -> WinnerRuleResult:
+    """Two-arm fixed 50/50 experiments decided by the real optimizer code at every window.
+
+    Each experiment has a control rate drawn from ``base_rates`` and a treatment rate
+    ``(1 + lift)`` times it; ``daily_visitors`` arrive per day (Poisson per window), each
+    in either arm with probability 1/2 (the hash split). At every window each running
+    experiment's cumulative counts go through
+    :func:`personalization.services.optimizer._optimize_one` (SRM, winner, pause and stop
+    rules; the experiment model's default minimum sample) with the proposals it made
+    before (pending: nobody decides them here), exactly as a pass would read them. An
+    experiment stops at its first ``declare_winner`` proposal. A window whose counts did
+    not change since a decision that proposed nothing is skipped: the same inputs give
+    the same (empty) answer. The guardrail hook is unregistered during the run (no
+    database behind these experiments; a guardrail could only block more winners).
+    """
+    from core import hooks
+    from personalization.models import Allocation, Experiment, ProposalKind, Status
+    from personalization.services import optimizer
+
+    cadence = cadence_minutes or settings.OPTIMIZER_CADENCE_MINUTES
+    windows = days * 24 * 60 // cadence
+    rng = np.random.default_rng(seed)
+    control_rates = rng.uniform(*base_rates, experiments)
+    per_window = rng.poisson(daily_visitors * cadence / 1440, (experiments, windows))
+    in_b = rng.binomial(per_window, 0.5)
+    in_a = per_window - in_b
+    conv_a = rng.binomial(in_a, control_rates[:, None])
+    conv_b = rng.binomial(in_b, np.minimum(control_rates * (1 + lift), 1)[:, None])
+    n_a, n_b, x_a, x_b = (np.cumsum(array, axis=1) for array in (in_a, in_b, conv_a, conv_b))
+    minimum = Experiment._meta.get_field("minimum_sample").default
+    rows = [
+        Experiment(
+            pk=index + 1,
+            key=f"sim-{index}",
+            allocation=Allocation.FIXED,
+            minimum_sample=minimum,
+            status=Status.LIVE,
+        )
+        for index in range(experiments)
+    ]
+    existing: list[list] = [[] for _ in range(experiments)]
+    last: list[tuple | None] = [None] * experiments
+    winner_window: dict[int, int] = {}
+    other: Counter = Counter()
+    decisions = 0
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    previous_check = hooks._guardrail_check
+    hooks.register_guardrail_check(None)
+    try:
+        for w in range(windows):
+            now = start + timedelta(minutes=cadence * w)
+            work = optimizer._Pass(now=now, window=optimizer.optimizer_window(now, cadence), actor=None)
+            made_by: list[int] = []
+            for e in range(experiments):
+                if e in winner_window:
+                    continue
+                key = (int(n_a[e, w]), int(x_a[e, w]), int(n_b[e, w]), int(x_b[e, w]))
+                if key == last[e]:
+                    continue
+                last[e] = key
+                counts = optimizer.ExperimentCounts(
+                    rows[e],
+                    [
+                        optimizer.ArmCounts(2 * e + 1, 2 * e + 1, "a", True, False, 0.5, key[0], key[1], key[0]),
+                        optimizer.ArmCounts(2 * e + 2, 2 * e + 2, "b", False, False, 0.5, key[2], key[3], key[2]),
+                    ],
+                )
+                before = len(work.proposals)
+                optimizer._optimize_one(optimizer.ExperimentStats(counts), existing[e], work)
+                decisions += 1
+                made_by += [e] * (len(work.proposals) - before)
+            for e, proposal in zip(made_by, work.proposals, strict=True):
+                existing[e].append(proposal)
+                last[e] = None  # a new proposal changes what the next window blocks
+                if proposal.kind == ProposalKind.DECLARE_WINNER:
+                    winner_window[e] = w
+                else:
+                    other[proposal.kind] += 1
+            if log and w and w % (windows // 7) == 0:
+                log(f"   day {w * cadence // 1440}: {len(winner_window)} winners of {experiments}")
+    finally:
+        hooks.register_guardrail_check(previous_check)
+    ends = [winner_window.get(e, windows - 1) for e in range(experiments)]
+    final = [min(n_a[e, ends[e]], n_b[e, ends[e]]) for e in range(experiments)]
+    days_to = [(w + 1) * cadence / 1440 for w in winner_window.values()]
+    return WinnerRuleResult(
+        experiments=experiments,
+        days=days,
+        cadence_minutes=cadence,
+        windows=windows,
+        daily_visitors=daily_visitors,
+        base_rates=tuple(base_rates),
+        lift=lift,
+        minimum_sample=minimum,
+        winners=len(winner_window),
+        rate=len(winner_window) / experiments,
+        median_days_to_winner=float(np.median(days_to)) if days_to else None,
+        final_exposures_per_arm=float(np.mean(final)),
+        decisions=decisions,
+        other_proposals=dict(other),
     )
 
 
@@ -499,27 +650,41 @@ def benchmarks() -> list[Benchmark]:
                 [r.peeking_sequential_rate for r in results],
             ),
         ]
+        pooled = sum(r.fixed_horizon_rate for r in results) / len(results)
+        pooled_peeking = sum(r.peeking_sequential_rate for r in results) / len(results)
         result.checks = [
             Check(
-                f"A/A false-positive rate, {tests} tests (seed {first_seed})", first.fixed_horizon_rate, 0.03, "share"
+                f"A/A false-positive rate, fixed horizon, {tests} tests (seed {first_seed})",
+                first.fixed_horizon_rate,
+                0.03,
+                "share",
             ),
             Check(
-                f"A/A false-positive rate, {tests} tests (seed {first_seed})",
+                f"A/A false-positive rate, fixed horizon, {tests} tests (seed {first_seed})",
                 first.fixed_horizon_rate,
                 0.07,
                 "share",
                 higher_is_better=False,
             ),
+            Check(
+                f"A/A false-positive rate, always-valid read at each of {first.looks} looks, "
+                f"all {tests * seeds:,} tests",
+                pooled_peeking,
+                0.05,
+                "share",
+                higher_is_better=False,
+            ),
         ]
-        pooled = sum(r.fixed_horizon_rate for r in results) / len(results)
         inside = sum(0.03 <= r.fixed_horizon_rate <= 0.07 for r in results)
         result.notes = [
-            f"over all {tests * seeds:,} tests: {pooled:.4f}; {inside} of {seeds} seeds within 3-7% "
+            f"fixed horizon over all {tests * seeds:,} tests: {pooled:.4f}; {inside} of {seeds} seeds within 3-7% "
             f"(a 200-test rate has a standard error of {(0.05 * 0.95 / tests) ** 0.5:.3f})",
+            f"always-valid figures only from {statistics.SEQUENTIAL_MIN_EXPOSURES:,} visitors and "
+            f"{statistics.SEQUENTIAL_MIN_CONVERSIONS} conversions per arm (core.statistics)",
         ]
         result.setup = {
             "summary": f"{tests} A/A tests per seed, {first.visitors:,} visitors each in {first.looks} batches, "
-            f"rate {first.rate}, alpha {first.alpha}; binomial draws (numpy), two-proportion z test",
+            f"rate {first.rate}, alpha {first.alpha}; binomial draws (numpy), core.statistics.compare",
             "seeds": list(range(first_seed, first_seed + seeds)),
         }
         return result
@@ -551,11 +716,76 @@ def benchmarks() -> list[Benchmark]:
         }
         return result
 
+    def winner_rule_benchmark(options: BenchOptions) -> BenchResult:
+        from core.statistics import DEFAULT_POWER, sample_size_per_arm
+
+        experiments = options.param("experiments", 60 if options.quick else 200, int)
+        days = options.param("days", 14, int)
+        seed = options.param("seed", 20261205, int)
+        log = options.log
+        log(f"   A/A: {experiments} experiments, {days} days")
+        aa = optimizer_winner_rate(experiments=experiments, days=days, seed=seed, log=log)
+        log(f"   A/A: {aa.winners} winner proposals of {aa.experiments} ({aa.rate:.3f})")
+        rate, lift = 0.10, 0.20
+        per_arm = sample_size_per_arm(rate, lift)
+        daily = 2 * per_arm / days
+        log(f"   +{lift:.0%} lift at {rate:.0%}: recommended {per_arm:,} per arm, {daily:,.0f} visitors a day")
+        power = optimizer_winner_rate(
+            experiments=experiments, days=days, daily_visitors=daily, base_rates=(rate, rate), lift=lift, seed=seed + 1
+        )
+        log(f"   power: {power.winners} winners of {power.experiments} ({power.rate:.3f})")
+        result = BenchResult("winner_rule")
+        result.series = [
+            Series("A/A experiments with a winner proposal", "share", [aa.rate]),
+            Series(f"+{lift:.0%} experiments with a winner proposal", "share", [power.rate]),
+        ]
+        result.checks = [
+            Check(
+                f"A/A winner proposals through the optimizer every {aa.cadence_minutes} min for {days} days",
+                aa.rate,
+                0.05,
+                "share",
+                higher_is_better=False,
+            ),
+            Check(
+                f"power of the winner rule, +{lift:.0%} at the recommended {per_arm:,} per arm",
+                power.rate,
+                DEFAULT_POWER,
+                "share",
+            ),
+        ]
+        result.notes = [
+            f"A/A: {aa.winners} of {aa.experiments} experiments got a winner proposal; other proposals "
+            f"{aa.other_proposals}; {aa.decisions:,} decisions over {aa.windows:,} windows; "
+            f"{aa.final_exposures_per_arm:,.0f} visitors per arm at the end",
+            f"+{lift:.0%}: {power.winners} of {power.experiments} with a winner, median "
+            f"{power.median_days_to_winner} days to it; {power.final_exposures_per_arm:,.0f} visitors per "
+            f"smaller arm at the winner or the end (recommended {per_arm:,})",
+        ]
+        result.setup = {
+            "summary": f"two-arm 50/50 experiments through personalization.services.optimizer._optimize_one "
+            f"every {aa.cadence_minutes} simulated minutes for {days} days; A/A: {aa.daily_visitors:,.0f} "
+            f"visitors a day, rates {aa.base_rates[0]:.0%}-{aa.base_rates[1]:.0%}; power: {rate:.0%} vs "
+            f"+{lift:.0%}, {daily:,.0f} visitors a day; minimum sample {aa.minimum_sample:,} per arm",
+            "experiments": experiments,
+            "seed": seed,
+        }
+        return result
+
     return [
         Benchmark(
             "optimizer_pass", "one optimizer pass over 1,000 live experiments x 5 variants", optimizer_pass_benchmark
         ),
-        Benchmark("aa_false_positives", "false-positive rate of 200 simulated A/A tests at alpha 0.05", aa_benchmark),
+        Benchmark(
+            "aa_false_positives",
+            "false-positive rate of 200 simulated A/A tests at alpha 0.05, read once and at every 100 visitors",
+            aa_benchmark,
+        ),
+        Benchmark(
+            "winner_rule",
+            "winner proposals of the real optimizer decision code on A/A and on +20% experiments over 14 days",
+            winner_rule_benchmark,
+        ),
         Benchmark(
             "bandit_regret",
             "regret of the optimizer's bandit vs a fixed 50/50 split on a +20% winner",

@@ -447,6 +447,38 @@ class ExperimentStats:
             "variants": variants,
             "srm": self.srm_out(),
             "winner_rule": WINNER_RULE,
+            "sample_size": self.sample_size_out(),
+        }
+
+    def sample_size_out(self) -> dict:
+        """Visitors per arm the winner rule needs (:func:`core.statistics.sample_size_per_arm`).
+
+        For the experiment's minimum detectable effect (``minimum_detectable_effect`` when
+        the experiment has one, else :data:`core.statistics.DEFAULT_MDE`) at the control's
+        observed conversion rate, 80% power, alpha 0.05 split over the active treatments;
+        ``more_per_arm`` is what the smallest active arm still lacks. None while the
+        control has no conversion (no baseline to plan from).
+        """
+        control, active = self.counts.control, self.counts.active
+        mde = getattr(self.experiment, "minimum_detectable_effect", None) or statistics.DEFAULT_MDE
+        baseline = control.arm.rate if control is not None and control.exposures else None
+        per_arm = None
+        if baseline is not None and 0 < baseline < 1 and len(active) >= 2:
+            try:
+                per_arm = statistics.sample_size_per_arm(
+                    baseline, mde, alpha=WINNER_ALPHA, power=statistics.DEFAULT_POWER, arms=len(active)
+                )
+            except ValueError:  # the lifted rate would reach 100%
+                per_arm = None
+        return {
+            "metric": "conversion rate",
+            "mde": mde,
+            "power": statistics.DEFAULT_POWER,
+            "alpha": WINNER_ALPHA,
+            "baseline_rate": baseline,
+            "per_arm": per_arm,
+            "more_per_arm": statistics.more_units_per_arm(per_arm, [arm.exposures for arm in active]),
+            "sequential": True,
         }
 
 

@@ -155,7 +155,7 @@ def test_a_test_without_a_difference_says_how_many_more_visitors_each_arm_needs(
     report = staff_api.get(URL).json()
 
     per_arm = statistics.sample_size_per_arm(0.1, statistics.DEFAULT_MDE, arms=2)
-    assert report["sample_size"] == {"mde": 0.1, "power": 0.8, "per_arm": per_arm, "more_per_arm": per_arm - 300}
+    assert (report["sample_size"]["per_arm"], report["sample_size"]["more_per_arm"]) == (per_arm, per_arm - 300)
     assert report["verdict"]["kind"] == "keep_running"
     assert report["verdict"]["text"].startswith("no difference detected yet: about ")
     assert report["verdict"]["text"].endswith(" more visitors per arm")

@@ -1,6 +1,7 @@
 """``GET /api/v1/analytics/experiments/{key}``: staff only, the appendix's shape, the optimizer's numbers."""
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rest_framework.test import APIClient
@@ -149,3 +150,82 @@ def test_staff_must_name_the_site(staff_user, experiment):
     response = client.get(URL)
     assert response.status_code == 400
     assert "X-Site-Key" in response.json()
+
+
+def test_revenue_per_session_and_average_order_value_are_compared_with_the_control(staff_api, site):
+    from decimal import Decimal
+
+    from journeys.models import ConversionEvent
+
+    experiment = live_experiment(site, minimum_sample=100)
+    a = add_traffic(experiment, "a", exposures=300, conversions=0)
+    b = add_traffic(experiment, "b", exposures=300, conversions=0)
+    orders = {"a": [(s, Decimal(v)) for s, v in zip(a[:30], [40, 50] * 15, strict=True)]}
+    orders["b"] = [(s, Decimal(v)) for s, v in zip(b[:45], [40, 44, 50] * 15, strict=True)]
+    before_exposure = a[200]  # its conversion precedes the exposure: not counted
+    dollars = b[100]  # another currency: left out and counted
+    rows = [(s, v, "EUR") for s, v in orders["a"] + orders["b"]]
+    ConversionEvent.objects.bulk_create(
+        [
+            *(
+                ConversionEvent(
+                    site=site, session=s, event_id=uuid.uuid4(), type="purchase", value=v, currency=c,
+                    payload_hash="p", converted_at=s.started_at + timedelta(minutes=10),
+                )
+                for s, v, c in rows
+            ),
+            ConversionEvent(
+                site=site, session=before_exposure, event_id=uuid.uuid4(), type="purchase", value=Decimal(999),
+                payload_hash="p", converted_at=before_exposure.started_at - timedelta(minutes=1),
+            ),
+            ConversionEvent(
+                site=site, session=dollars, event_id=uuid.uuid4(), type="purchase", value=Decimal(77),
+                currency="USD", payload_hash="p", converted_at=dollars.started_at + timedelta(minutes=10),
+            ),
+        ]
+    )  # fmt: skip
+
+    body = staff_api.get(URL).json()
+
+    values = {"a": [40, 50] * 15, "b": [40, 44, 50] * 15}
+    summaries = {
+        letter: (
+            statistics.mean(300, sum(v), sum(x * x for x in v)),
+            statistics.ratio(300, sum(v), sum(x * x for x in v), len(v), len(v), sum(v)),
+        )
+        for letter, v in values.items()
+    }
+    control, treatment = body["variants"]
+    assert body["currency"] == "EUR"
+    assert (control["revenue"]["other_currency_orders"], treatment["revenue"]["other_currency_orders"]) == (0, 1)
+    rps, aov = control["revenue"]["per_session"], control["revenue"]["average_order_value"]
+    assert (control["revenue"]["total"], control["revenue"]["orders"], rps["value"]) == ("1350.00", 30, 4.5)
+    assert aov["value"] == 45.0
+    assert rps["relative_change"] is None
+    assert (treatment["revenue"]["total"], treatment["revenue"]["orders"]) == ("2010.00", 45)
+    rps, aov = treatment["revenue"]["per_session"], treatment["revenue"]["average_order_value"]
+    assert rps["value"] == pytest.approx(6.7)
+    assert aov["value"] == pytest.approx(2010 / 45)
+    for shown, expected in (
+        (rps, statistics.compare(summaries["a"][0], summaries["b"][0])),
+        (aov, statistics.compare(summaries["a"][1], summaries["b"][1])),
+    ):
+        assert [shown[k] for k in ("relative_change", "ci_low", "ci_high", "p_value")] == pytest.approx(
+            [expected.relative_lift, expected.ci_low, expected.ci_high, expected.p_value]
+        )
+    assert rps["relative_change"] == pytest.approx(6.7 / 4.5 - 1)
+
+
+def test_sample_size_says_how_many_more_visitors_per_arm(staff_api, experiment):
+    body = staff_api.get(URL).json()
+    per_arm = statistics.sample_size_per_arm(0.49, statistics.DEFAULT_MDE)
+    assert body["sample_size"] == {
+        "metric": "conversion rate",
+        "mde": 0.1,
+        "power": 0.8,
+        "alpha": 0.05,
+        "baseline_rate": 0.49,
+        "per_arm": per_arm,
+        "more_per_arm": per_arm - 100,
+        "sequential": True,
+    }

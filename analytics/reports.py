@@ -129,7 +129,7 @@ def verdict_of(report: dict, experiment: Experiment) -> Verdict:
         declared_winner=report["winner"],
         more_per_arm=report["sample_size"]["more_per_arm"],
         planned_per_arm=report["sample_size"]["per_arm"],
-        running=report["status"] == "running",
+        status=report["status"],
     )
 
 

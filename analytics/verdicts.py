@@ -95,13 +95,14 @@ def experiment_verdict(
     declared_winner: str | None = None,
     more_per_arm: int | None = None,
     planned_per_arm: int | None = None,
-    running: bool = True,
+    status: str = "running",
 ) -> Verdict:
     """The verdict (see the module docstring); ``treatments`` excludes the control.
 
     ``more_per_arm`` is how many more visitors the smallest arm needs to reach
     ``planned_per_arm`` (0 when reached); None when the sample size cannot be computed
-    (no conversions in the control yet).
+    (no conversions in the control yet). ``status`` is the report's: ``running``, or the
+    experiment's approval status (``archived`` reads "ended").
     """
     if srm_flagged:
         return Verdict("srm", "stopped: sample ratio mismatch")
@@ -123,8 +124,8 @@ def experiment_verdict(
     if losers:
         worst = min(losers, key=lambda arm: arm.primary.relative or 0)
         return Verdict("control_better", f"no winner: {worst.key} worse than control{_figures(worst.primary)}")
-    if not running:
-        return Verdict("no_difference", "ended: no difference detected")
+    if status != "running":
+        return Verdict("no_difference", f"{'ended' if status == 'archived' else status}: no difference detected")
     if more_per_arm is None:
         return Verdict(
             "keep_running", "no difference detected yet: not enough data to size the test (no control conversions)"

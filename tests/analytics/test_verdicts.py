@@ -92,7 +92,8 @@ def test_a_declared_winner_is_named_with_its_figures():
 
 def test_no_exposures_means_no_data_and_an_ended_experiment_says_so():
     assert text(treatments=[arm(exposures=0)]) == "no data yet: no visitor has seen a treatment"
-    assert text(treatments=[arm()], running=False) == "ended: no difference detected"
+    assert text(treatments=[arm()], status="archived") == "ended: no difference detected"
+    assert text(treatments=[arm()], status="paused") == "paused: no difference detected"
 
 
 @pytest.mark.parametrize(

@@ -159,3 +159,19 @@ def test_a_test_without_a_difference_says_how_many_more_visitors_each_arm_needs(
     assert report["verdict"]["kind"] == "keep_running"
     assert report["verdict"]["text"].startswith("no difference detected yet: about ")
     assert report["verdict"]["text"].endswith(" more visitors per arm")
+
+
+def test_pages_share_the_sums_for_a_minute_while_the_optimizers_guardrail_check_reads_fresh(staff_api, site):
+    # given: a report read once, then the treatment's sessions bounce much more
+    experiment = hero(site, treatment_bounces=400)
+    before = staff_api.get(URL).json()
+    arm_traffic(experiment, "b", sessions=1000, bounces=1000)
+
+    # when
+    again = staff_api.get(URL).json()
+    worse = hooks.guardrails_worse(experiment=experiment, variant_id=variant(experiment, "b").pk)
+
+    # then: the report keeps the sums it computed (a minute), the check sees the new sessions
+    assert again["variants"][1]["guardrails"] == before["variants"][1]["guardrails"]
+    assert again["variants"][1]["revenue"] == before["variants"][1]["revenue"]
+    assert worse == ["bounce rate"]

@@ -344,8 +344,9 @@ def rules_compared(
 
 def holm_beside(rows: list[dict], *, source: str = "p_value", target: str = "p_value_holm") -> None:
     """Write ``target``, the Holm adjustment of ``source`` over the rows that have one, into each row
-    (None where ``source`` is None or the row has not enough data: it is not part of the family read)."""
-    read = [row for row in rows if row.get(source) is not None and row.get("enough_data") is not False]
+    (None where ``source`` is None, i.e. the control). A comparison without enough data
+    counts with its p-value of 1, as the optimizer's Holm over the treatments does."""
+    read = [row for row in rows if row.get(source) is not None]
     for row, adjusted in zip(read, statistics.holm([row[source] for row in read]), strict=True):
         row[target] = adjusted
     for row in rows:

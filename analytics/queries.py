@@ -29,7 +29,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Q, Sum
 
-from analytics.arm_metrics import holm_beside
 from analytics.filters import Filters
 from analytics.models import PersonalizationDaily, ScarcityRuleDaily, SessionDaily, StageFlowDaily, VariantDaily
 from analytics.tables import Table
@@ -419,23 +418,22 @@ SCARCITY_RULE_COLUMNS = [
 
 def scarcity_rules(filters: Filters) -> Table:
     """Per scarcity rule of the sites in the filters: cues shown, and the conversion of
-    eligible sessions exposed to the cue against those held out, with the lift, and its
-    p-value Holm-adjusted over the rules read together (``p_value_holm``, None for rules
-    without enough data).
+    eligible sessions exposed to the cue against those held out, with the lift.
 
     The sums of :func:`scarcity_rule_daily` over the range, so every filter applies; the
     lift columns (``relative_lift`` with its intervals, p-value and ``chance_to_beat_holdout``)
     come from :func:`core.statistics.holdout_lift`, as in
     ``GET /api/v1/analytics/scarcity`` (which counts from raw rows, by the time a session
     became eligible rather than the day it started). Rules without data in the range show
-    zeros. Ordered by site name, rule key.
+    zeros. Ordered by site name, rule key. ``p_value_holm`` is the lift's p-value adjusted
+    by Holm over the rules of the same site (read together, as on the page).
     """
     fields = SCARCITY_FIELDS
     sums = {row["rule_id"]: row for row in _sums(ScarcityRuleDaily, filters, ["rule_id"], fields)}
     rules = ScarcityRule.objects.select_related("site", "offer").order_by("site__name", "site_id", "key")
     if filters.site_id is not None:
         rules = rules.filter(site_id=filters.site_id)
-    out, lifts = [], []
+    out = []
     for rule in rules:
         row = sums.get(rule.pk, dict.fromkeys(fields, 0))
         exposed = statistics.Arm(row["exposed_sessions"], row["exposed_conversions"])
@@ -460,9 +458,14 @@ def scarcity_rules(filters: Filters) -> Table:
                 *(lift[name] for name in LIFT_FIELDS),
             )
         )
-        lifts.append(lift)
-    holm_beside(lifts)
-    out = [(*row, lift["p_value_holm"]) for row, lift in zip(out, lifts, strict=True)]
+    p_index = SCARCITY_RULE_COLUMNS.index("p_value")
+    by_site: dict[str, list[int]] = {}
+    for index, row in enumerate(out):
+        by_site.setdefault(row[0], []).append(index)
+    adjusted: dict[int, float] = {}
+    for indices in by_site.values():
+        adjusted.update(zip(indices, statistics.holm([out[i][p_index] for i in indices]), strict=True))
+    out = [(*row, adjusted[index]) for index, row in enumerate(out)]
     return Table("scarcity_rules", "Exposed vs holdout conversion per rule", SCARCITY_RULE_COLUMNS, out)
 
 

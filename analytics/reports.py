@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from analytics.arm_metrics import experiment_arms_compared, holm_beside, rules_compared
+from analytics.arm_metrics import experiment_arms_compared, rules_compared
 from analytics.verdicts import ArmReading, Change, Verdict, experiment_verdict
 from personalization.models import Experiment, OptimizationProposal, ScarcityRule, Status
 from personalization.selectors import scarcity_effectiveness
@@ -150,12 +150,11 @@ def experiment_report(*, experiment: Experiment) -> dict:
 def scarcity_report(*, site, since: dt.datetime | None, until: dt.datetime | None, goal: str = "purchase") -> dict:
     """Scarcity effectiveness as ``GET /api/v1/analytics/scarcity`` answers it.
 
-    Per rule, beside the conversion lift: ``lift.p_value_holm`` (Holm over the rules read
-    together, those with figures) and, exposed against holdout sessions, ``revenue`` and
-    ``guardrails`` (:mod:`analytics.arm_metrics`; a guardrail ``worse`` is shown in red).
+    Per rule, beside the conversion lift (with ``lift.p_value_holm``, Holm over the site's
+    rules), exposed against holdout sessions: ``revenue`` and ``guardrails``
+    (:mod:`analytics.arm_metrics`; a guardrail ``worse`` is shown in red).
     """
     rules = scarcity_effectiveness(site=site, since=since, until=until, goal=goal)
-    holm_beside([rule["lift"] for rule in rules])
     ids = dict(ScarcityRule.objects.filter(site=site).values_list("key", "pk"))
     compared = rules_compared([ids[rule["rule"]] for rule in rules], goal=goal, since=since, until=until)
     for rule in rules:

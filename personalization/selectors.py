@@ -258,7 +258,8 @@ def scarcity_effectiveness(
     converts when it has a ``goal`` conversion after it became eligible. The lift of
     exposed over holdout comes from :mod:`core.statistics`, the same functions as
     the experiments': relative lift with its delta-method and always-valid intervals,
-    the Bayesian credible interval, and the chance that the cue beats the holdout.
+    the Bayesian credible interval, and the chance that the cue beats the holdout;
+    ``p_value_holm`` adjusts the p-value by Holm over the site's rules.
     """
     claims = ClaimLedger.objects.filter(rule__site=site)
     members = HoldoutMembership.objects.filter(rule__site=site)
@@ -313,4 +314,7 @@ def scarcity_effectiveness(
                 "lift": statistics.holdout_lift(holdout, exposed),
             }
         )
+    # The site's rules read together: Holm-adjusted p-values beside the raw ones.
+    for row, adjusted in zip(out, statistics.holm([row["lift"]["p_value"] for row in out]), strict=True):
+        row["lift"]["p_value_holm"] = adjusted
     return out

@@ -331,7 +331,8 @@ def optimizer_winner_rate(
                 if proposal.kind == ProposalKind.DECLARE_WINNER:
                     winner_window[e] = w
                 else:
-                    other[proposal.kind] += 1
+                    reason = proposal.proposed.get("reason")
+                    other[f"{proposal.kind}: {reason}" if reason else str(proposal.kind)] += 1
             if log and w and w % (windows // 7) == 0:
                 log(f"   day {w * cadence // 1440}: {len(winner_window)} winners of {experiments}")
     finally:
@@ -759,7 +760,7 @@ def benchmarks() -> list[Benchmark]:
             f"{aa.other_proposals}; {aa.decisions:,} decisions over {aa.windows:,} windows; "
             f"{aa.final_exposures_per_arm:,.0f} visitors per arm at the end",
             f"+{lift:.0%}: {power.winners} of {power.experiments} with a winner, median "
-            f"{power.median_days_to_winner} days to it; {power.final_exposures_per_arm:,.0f} visitors per "
+            f"{power.median_days_to_winner or 0:.1f} days to it; {power.final_exposures_per_arm:,.0f} visitors per "
             f"smaller arm at the winner or the end (recommended {per_arm:,})",
         ]
         result.setup = {

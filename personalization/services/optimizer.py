@@ -486,11 +486,20 @@ def experiment_results(*, experiment: Experiment) -> dict:
     """Per arm (control first): exposures, conversions, rate; Bayesian and frequentist numbers.
 
     ``ci_low``/``ci_high`` are the 95% credible interval of the relative lift over
-    control, ``confidence_low``/``confidence_high`` the frequentist one, ``sequential_*``
-    the always-valid interval and p-value; all None for the control (and the
-    frequentist ones while undefined, e.g. no control conversions). ``weight`` is the
-    arm's current share of new traffic (0 when paused). ``srm`` is the sample-ratio test
-    against the weights in force. Three queries (and a savepoint), whatever the traffic.
+    control, ``confidence_low``/``confidence_high`` the frequentist one with its
+    ``p_value`` (one statistic: the p-value is under 0.05 exactly when the interval
+    excludes 0), ``sequential_*`` the always-valid interval and p-value
+    (:func:`core.statistics.compare`); all None for the control. A treatment without
+    enough data (``enough_data`` False, ``reason`` says why: no control conversion, no
+    variance in an arm) has no lift or interval and p-values of 1; the always-valid
+    figures wait for the documented minimum (``sequential_ready``). ``p_value_holm`` and
+    ``sequential_p_value_holm`` are adjusted by Holm over the active treatments (the
+    winner rule reads the latter). Bandits' statistics use counts weighted by allocation
+    period (``period_weighted``, ``period_weighted_rate``). ``weight`` is the arm's
+    current share of new traffic (0 when paused). ``srm`` is the sample-ratio test
+    against the weights in force (arms of weight 0 left out). ``sample_size`` is what the
+    winner rule needs per arm and how many more visitors that is; ``winner_rule`` says
+    the rule. Three queries (and a savepoint), whatever the traffic.
     """
     return ExperimentStats(_counts_for([experiment])[experiment.pk]).results
 

@@ -407,3 +407,10 @@ def test_expected_duration_and_visitors_left():
     assert expected_duration_days(7000, arms=2, daily_units=0) is None
     assert more_units_per_arm(7000, [5200, 4900]) == 2100
     assert more_units_per_arm(7000, [7200, 7100]) == 0
+
+
+def test_holm_and_benjamini_hochberg_keep_a_single_p_value_and_the_order():
+    assert holm([0.03]) == [0.03] and benjamini_hochberg([0.03]) == [0.03]
+    assert holm([]) == [] and benjamini_hochberg([]) == []
+    assert holm([0.04, 0.01]) == [0.04, 0.02]
+    assert benjamini_hochberg([0.04, 0.01]) == [0.04, 0.02]

@@ -4,7 +4,7 @@ The budgets themselves are measured by ``python manage.py bench --only aa_false_
 --only bandit_regret``, over more seeds.
 """
 
-from devtools.benchmarks.experiments import aa_false_positive_rate, bandit_regret
+from devtools.benchmarks.experiments import aa_false_positive_rate, bandit_regret, optimizer_winner_rate
 
 
 def test_200_aa_tests_have_a_false_positive_rate_near_alpha():
@@ -22,3 +22,18 @@ def test_bandit_on_a_known_winner_has_less_than_half_the_regret_of_a_fixed_split
 
     assert result.ratio < 0.5
     assert result.bandit_best_share > 0.8
+
+
+def test_the_winner_rule_through_the_optimizers_decision_code():
+    """Few experiments over 3 simulated days: the bench's machinery, with exact outcomes for its seed."""
+    aa = optimizer_winner_rate(experiments=10, days=3, daily_visitors=3000, seed=1)
+    lifted = optimizer_winner_rate(experiments=10, days=3, daily_visitors=3000, base_rates=(0.1, 0.1), lift=0.5, seed=1)
+
+    assert (aa.windows, aa.cadence_minutes, aa.minimum_sample) == (864, 5, 1000)
+    assert aa.winners == 0
+    # Every window's counts changed (about 10 visitors a window), so every one was decided.
+    assert aa.decisions == 10 * 864
+    assert lifted.winners == 10
+    # Each winner came once the always-valid test passed, after the minimum sample.
+    assert lifted.final_exposures_per_arm >= 1000
+    assert 0 < lifted.median_days_to_winner < 3

@@ -473,6 +473,8 @@ def test_effectiveness_api_compares_exposed_with_holdout_sessions(site, api, peo
         pytest.approx(expected.ci_low),
         pytest.approx(expected.ci_high),
     )
+    assert row["lift"]["p_value"] == expected.p_value
+    assert row["lift"]["p_value_holm"] == row["lift"]["p_value"]  # Holm over the site's one rule
     assert row["lift"]["chance_to_beat_holdout"] == pytest.approx(
         statistics.chance_to_beat(statistics.Arm(held_n, held_x), statistics.Arm(exposed_n, exposed_x))
     )

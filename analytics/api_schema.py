@@ -21,28 +21,55 @@ def rate_field(help_text: str = "") -> serializers.FloatField:
     return serializers.FloatField(allow_null=True, help_text=help_text or "null while undefined.")
 
 
-class ComparisonOut(serializers.Serializer):
-    """:class:`core.statistics.Comparison`: a treatment's metric against the control's."""
-
-    alpha = serializers.FloatField()
-    enough_data = serializers.BooleanField(help_text="false: not enough data; no lift or interval, p-values 1.")
-    reason = serializers.CharField(allow_null=True, help_text="`no_units`, `zero_baseline` or `zero_variance`.")
-    control_mean = rate_field()
-    treatment_mean = rate_field()
-    relative_lift = rate_field("Treatment / control - 1, a fraction (0.12 = +12%).")
-    standard_error = rate_field()
-    ci_low = rate_field("Fixed-horizon interval (1 - alpha) of the relative lift.")
-    ci_high = rate_field()
-    p_value = serializers.FloatField(
-        help_text="Welch t test of the relative lift; < alpha exactly when the interval excludes 0."
+class MetricChangeOut(serializers.Serializer):
+    metric = serializers.CharField(help_text="Key: `revenue_per_session`, `bounce_rate`, ...")
+    label = serializers.CharField(help_text="The metric named as the page names it, e.g. `bounce rate`.")
+    unit = serializers.ChoiceField(
+        choices=["percent", "seconds", "currency"],
+        help_text="`percent`: `value` is a fraction (0.25 = 25%); `seconds`; `currency`: the experiment's currency.",
     )
+    value = rate_field("This arm's value; null without sessions.")
+    relative_change = rate_field("This arm's value over the control's, minus 1 (0.12 = +12%); null for the control.")
+    ci_low = rate_field("95% confidence interval of the relative change.")
+    ci_high = rate_field()
+    p_value = rate_field("Two-sided (Welch); 1 when there is not enough data; null for the control.")
+    enough_data = serializers.BooleanField(allow_null=True, help_text="false: no figures yet; null for the control.")
     significant = serializers.BooleanField()
-    sequential_ready = serializers.BooleanField(help_text="false below the documented minimum sample.")
-    sequential_low = rate_field("Always-valid interval.")
-    sequential_high = rate_field()
-    sequential_p_value = serializers.FloatField()
-    sequential_significant = serializers.BooleanField()
-    chance_to_win = rate_field()
+    worse = serializers.BooleanField(help_text="Significantly worse than the control (a guardrail in red).")
+
+
+class RevenuePerSessionOut(MetricChangeOut):
+    p_value_holm = rate_field("Holm-adjusted over the treatments read together; null for the control.")
+
+
+class RevenueOut(serializers.Serializer):
+    currency = serializers.CharField(
+        allow_null=True, help_text="ISO 4217: the currency of most orders; null without orders."
+    )
+    total = serializers.DecimalField(max_digits=16, decimal_places=2, help_text="Revenue of the arm's sessions.")
+    orders = serializers.IntegerField(help_text="Conversions with a value in `currency` (refunds left out).")
+    other_currency_orders = serializers.IntegerField(help_text="Orders in other currencies: not added.")
+    per_session = RevenuePerSessionOut(help_text="Revenue per exposed session (mean; 0 for sessions without orders).")
+    average_order_value = MetricChangeOut(help_text="Revenue ÷ orders (delta method).")
+
+
+class VerdictOut(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=["srm", "winner", "guardrail", "control_better", "keep_running", "no_difference", "no_data"]
+    )
+    text = serializers.CharField(help_text='e.g. "winner: hero-b (conversion rate +12%, 95% interval +4.0% to +20%)".')
+    variant = serializers.CharField(allow_null=True, help_text="The variant the verdict names, if any.")
+
+
+class SampleSizeOut(serializers.Serializer):
+    metric = serializers.CharField()
+    mde = serializers.FloatField(help_text="Relative minimum detectable effect (0.1 = +10%).")
+    power = serializers.FloatField()
+    alpha = serializers.FloatField()
+    baseline_rate = rate_field()
+    per_arm = serializers.IntegerField(allow_null=True, help_text="Visitors per arm the winner rule needs.")
+    more_per_arm = serializers.IntegerField(allow_null=True, help_text="What the smallest active arm still lacks.")
+    sequential = serializers.BooleanField()
 
 
 class VariantResultOut(serializers.Serializer):
@@ -65,37 +92,16 @@ class VariantResultOut(serializers.Serializer):
     sequential_low = rate_field("Always-valid interval: safe to read at any time.")
     sequential_high = rate_field()
     sequential_p_value = rate_field()
-    enough_data = serializers.BooleanField(allow_null=True, help_text="null for the control.")
-    reason = serializers.CharField(allow_null=True, help_text="Why there is not enough data, if so.")
-    significant = serializers.BooleanField(allow_null=True, help_text="p_value < 0.05.")
+    p_value_holm = rate_field("`p_value` Holm-adjusted over the active treatments; null for the control.")
+    sequential_p_value_holm = rate_field("`sequential_p_value` Holm-adjusted: what the verdict reads.")
+    enough_data = serializers.BooleanField(allow_null=True, help_text="false: not enough data (`reason` says why).")
+    reason = serializers.CharField(allow_null=True)
+    significant = serializers.BooleanField(allow_null=True)
     sequential_ready = serializers.BooleanField(allow_null=True)
     sequential_significant = serializers.BooleanField(allow_null=True)
-    p_value_holm = rate_field("Holm-adjusted p-value over the active treatments.")
-    sequential_p_value_holm = rate_field("Holm-adjusted always-valid p-value (the winner rule's).")
     period_weighted_rate = rate_field("Bandits: the rate weighted by allocation period that the statistics use.")
-    revenue = serializers.FloatField(help_text="Revenue of the arm's exposed sessions, in `revenue.currency`.")
-    orders = serializers.IntegerField()
-    revenue_per_session = rate_field()
-    average_order_value = rate_field()
-    revenue_per_session_comparison = ComparisonOut(allow_null=True)
-    average_order_value_comparison = ComparisonOut(allow_null=True)
-
-
-class RevenueOut(serializers.Serializer):
-    currency = serializers.CharField()
-    definition = serializers.CharField()
-    other_currency_orders = serializers.IntegerField(help_text="Orders in another currency, left out.")
-
-
-class SampleSizeOut(serializers.Serializer):
-    metric = serializers.CharField()
-    mde = serializers.FloatField(help_text="Relative minimum detectable effect (0.1 = +10%).")
-    power = serializers.FloatField()
-    alpha = serializers.FloatField()
-    baseline_rate = rate_field()
-    per_arm = serializers.IntegerField(allow_null=True, help_text="Visitors per arm the winner rule needs.")
-    more_per_arm = serializers.IntegerField(allow_null=True, help_text="What the smallest active arm still lacks.")
-    sequential = serializers.BooleanField()
+    revenue = RevenueOut()
+    guardrails = MetricChangeOut(many=True, help_text="Bounce rate, refund or cancellation rate, time to convert.")
 
 
 class SampleRatioOut(serializers.Serializer):
@@ -120,13 +126,15 @@ class ExperimentReportOut(serializers.Serializer):
     status = serializers.CharField(help_text="`running` while it serves traffic; otherwise its approval status.")
     allocation = serializers.CharField(help_text="`fixed` or `bandit`.")
     primary_goal = serializers.CharField()
+    primary_metric = serializers.CharField(help_text="The conversion rate's definition, in words.")
     minimum_sample = serializers.IntegerField()
     winner = serializers.CharField(allow_null=True)
-    variants = VariantResultOut(many=True, help_text="Control first.")
-    period_weighted = serializers.BooleanField()
-    revenue = RevenueOut()
+    currency = serializers.CharField(allow_null=True, help_text="The currency of the revenue figures.")
+    verdict = VerdictOut(help_text="One sentence a manager can act on.")
     sample_size = SampleSizeOut()
     winner_rule = serializers.CharField()
+    period_weighted = serializers.BooleanField()
+    variants = VariantResultOut(many=True, help_text="Control first.")
     srm = SampleRatioOut()
     proposals = ProposalOut(many=True, help_text="The optimizer's proposals waiting for approval.")
 
@@ -165,6 +173,8 @@ class RuleEffectOut(serializers.Serializer):
     exposed = ArmOut()
     holdout = ArmOut()
     lift = LiftOut()
+    revenue = RevenueOut(help_text="Sessions shown the cue against the held-out ones.")
+    guardrails = MetricChangeOut(many=True, help_text="Shown against held out; `worse` in red on the page.")
 
 
 class ScarcityReportOut(serializers.Serializer):

@@ -8,6 +8,7 @@ class AnalyticsConfig(AppConfig):
     def ready(self) -> None:
         """Fill the slots of :mod:`core.hooks` that the layers below leave to analytics."""
         from analytics import monitor
+        from analytics.arm_metrics import guardrails_worse
         from analytics.conversion_training import PROBABILITY_PROVIDER
         from analytics.rollups import SELF_MARKING_CTE
         from core import hooks
@@ -24,3 +25,4 @@ class AnalyticsConfig(AppConfig):
             hooks.on_feed(kind, listener, name="analytics.monitor")
         hooks.register_probability_provider(PROBABILITY_PROVIDER)
         hooks.register_rollup_mark_cte(SELF_MARKING_CTE)
+        hooks.register_guardrail_check(guardrails_worse)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analytics.tables import Table
+from analytics.templatetags.dashboard_numbers import cell
 
 # No Plotly template: the default one would be embedded in every figure (~6 KB each).
 LAYOUT = {
@@ -121,11 +122,32 @@ def interval_bars(table: Table, *, x: str, low: str, high: str, y_title: str = "
     return _figure([trace], yaxis={**_axis(y_title, percent), "zeroline": True}, showlegend=False)
 
 
-def table_figure(table: Table) -> dict:
-    """The table itself as a Plotly table (lists such as the claims ledger)."""
+def table_figure(
+    table: Table, *, highlight: str | None = None, formats: dict[str, Callable[[dict], str]] | None = None
+) -> dict:
+    """The table itself as a Plotly table (lists such as the claims ledger); numbers as the
+    pages print them (:func:`analytics.templatetags.dashboard_numbers.cell`, or
+    ``formats[column](row)``). Rows whose ``highlight`` column is true are drawn in red."""
+    red = [bool(flag) for flag in table.column(highlight)] if highlight else [False] * len(table.rows)
+    formats = formats or {}
+
+    def shown(row: dict, column: str) -> Any:
+        value = row[column]
+        if column in formats:
+            return formats[column](row)
+        if value is None:
+            return "—"
+        return cell(value, column) if isinstance(value, float | Decimal) else plain(value)
+
+    records = table.as_records()
     trace = go.Table(
         header={"values": table.columns, "align": "left"},
-        cells={"values": [values(table, column) for column in table.columns], "align": "left"},
+        cells={
+            "values": [[shown(row, column) for row in records] for column in table.columns],
+            "align": "left",
+            "fill": {"color": [["#fbeeee" if flag else "white" for flag in red]]},
+            "font": {"color": [["#ba2121" if flag else "#333" for flag in red]]},
+        },
     )
     height = 80 + 30 * min(len(table.rows), 15)
     return _figure([trace], height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10})
@@ -134,37 +156,56 @@ def table_figure(table: Table) -> dict:
 # --- overview -------------------------------------------------------------------------------
 
 
-def totals(table: Table) -> dict:
-    """KPI tiles: sessions, conversion rate, revenue (first row of ``overview_totals``)."""
+def _small(text: str) -> str:
+    return f"<span style='font-size:0.75em;color:#666'>{text}</span>"
+
+
+def money_title(title: str, currency: str) -> str:
+    return f"{title} ({currency})" if currency else title
+
+
+def totals(table: Table, *, definition: str) -> dict:
+    """KPI tiles: sessions, conversion rate (its short ``definition`` under it), revenue in its
+    currency (first row of ``overview_totals``)."""
     row = table.as_records()[0]
+    currency = row["currency"]
     tiles = [
-        ("sessions", "Sessions", ""),
-        ("conversion_rate", "Conversion rate", ".1%"),
-        ("revenue", "Revenue", ",.2f"),
+        ("sessions", f"Sessions<br>{_small('started in the range')}", "", {}),
+        ("conversion_rate", f"Conversion rate<br>{_small(definition)}", ".1%", {}),
+        (
+            "revenue",
+            f"{money_title('Revenue', currency)}<br>{_small('conversion values')}",
+            ",.2f",
+            {"suffix": f" {currency}"} if currency else {},
+        ),
     ]
     traces = [
         go.Indicator(
             mode="number",
             value=plain(row[column]) if row[column] is not None else 0,
             title={"text": title},
-            number={"valueformat": number_format},
+            number={"valueformat": number_format, **extra},
             domain={"row": 0, "column": index},
         )
-        for index, (column, title, number_format) in enumerate(tiles)
+        for index, (column, title, number_format, extra) in enumerate(tiles)
     ]
     return _figure(
-        traces, grid={"rows": 1, "columns": len(tiles)}, height=160, margin={"l": 10, "r": 10, "t": 30, "b": 10}
+        traces, grid={"rows": 1, "columns": len(tiles)}, height=180, margin={"l": 10, "r": 10, "t": 50, "b": 10}
     )
 
 
-def over_time(table: Table) -> dict:
-    """``overview_timeseries``: sessions and conversions, conversion rate, revenue; one panel each, days shared."""
+def over_time(table: Table, *, currency: str = "") -> dict:
+    """``overview_timeseries``: sessions and converted sessions, conversion rate, revenue; a panel each, days shared."""
     figure = make_subplots(
         rows=3,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.08,
-        subplot_titles=["Sessions and converted sessions", "Conversion rate", "Revenue"],
+        subplot_titles=[
+            "Sessions, and sessions that reached the conversion stage",
+            "Conversion rate (reached the conversion stage ÷ sessions)",
+            money_title("Revenue", currency),
+        ],
     )
     days = values(table, "day")
     figure.add_trace(go.Bar(x=days, y=values(table, "sessions"), name="sessions"), row=1, col=1)
@@ -191,7 +232,8 @@ def funnel(table: Table) -> dict:
             [drop, rate] for drop, rate in zip(values(table, "drop_off"), values(table, "drop_off_rate"), strict=True)
         ],
         textinfo="value+percent initial",
-        hovertemplate="%{y}: %{x} sessions<br>drop-off %{customdata[0]}<extra></extra>",
+        hovertemplate="%{y}: %{x} sessions (%{percentInitial:.1%} of all sessions)<br>"
+        "drop-off %{customdata[0]}<extra></extra>",
     )
     return _figure([trace], margin={"l": 110, "r": 20, "t": 20, "b": 20})
 
@@ -214,7 +256,12 @@ def paths(table: Table) -> dict:
         traces,
         margin={**LAYOUT["margin"], "r": 70},
         yaxis=_axis("sessions"),
-        yaxis2={**_axis("conversion rate", percent=True), "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        yaxis2={
+            **_axis("conversion rate", percent=True),
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+        },
     )
 
 

@@ -14,15 +14,24 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics import charts, queries
+from analytics import arm_metrics, charts, queries
 from analytics.filters import Filters
 from analytics.reports import VARIANT_FIELDS, experiment_report
 from analytics.tables import Table
-from personalization.models import ApprovalRequest, ClaimLedger, Experiment, MonitorFlag, RequestStatus
+from analytics.templatetags import dashboard_numbers
+from personalization.models import (
+    ApprovalRequest,
+    ClaimLedger,
+    Experiment,
+    MonitorFlag,
+    RequestStatus,
+    ScarcityRule,
+)
 
 NO_SESSIONS = (
     "No sessions in this range yet. Run `make run` (its demo site has 30 days of history) or send events to "
@@ -111,11 +120,14 @@ def _subset(table: Table, *, key: str, title: str, where: str, equals, drop: boo
     )
 
 
-def _once(build: Callable[[], Table]) -> Callable[[], Table]:
-    """``build`` run at most once, for tables several charts split."""
-    memo: list[Table] = []
+T = TypeVar("T")
 
-    def table() -> Table:
+
+def _once(build: Callable[[], T]) -> Callable[[], T]:
+    """``build`` run at most once, for tables several charts split."""
+    memo: list[T] = []
+
+    def table() -> T:
         if not memo:
             memo.append(build())
         return memo[0]
@@ -127,27 +139,31 @@ def _once(build: Callable[[], Table]) -> Callable[[], Table]:
 
 
 def overview_sections(filters: Filters) -> list[Section]:
+    definition = queries.conversion_definition()
+    currency = _once(partial(queries.revenue_currency, filters))
     return [
         Section(
             title="",
+            intro=f"Conversion rate on this page: {definition}; the funnel's conversion row counts the same "
+            "sessions. Revenue: the values of all conversions, in the currency they were recorded in.",
             charts=[
                 Chart(
                     "overview-totals",
                     "Totals",
                     partial(queries.overview_totals, filters),
-                    charts.totals,
+                    partial(charts.totals, definition="reached the conversion stage ÷ sessions"),
                     has_data=has_sessions,
                 ),
                 Chart(
                     "overview-timeseries",
                     "Sessions, conversion rate and revenue over time",
                     partial(queries.overview_timeseries, filters),
-                    charts.over_time,
+                    lambda table: charts.over_time(table, currency=currency()),
                     has_data=has_sessions,
                 ),
                 Chart(
                     "overview-funnel",
-                    "Funnel by stage, with drop-off",
+                    "Funnel by stage: sessions reaching each stage (% of all sessions), with drop-off",
                     partial(queries.funnel, filters),
                     charts.funnel,
                     has_data=lambda table: bool(table.rows) and table.rows[0][1] > 0,
@@ -155,7 +171,7 @@ def overview_sections(filters: Filters) -> list[Section]:
                 ),
                 Chart(
                     "overview-paths",
-                    "Journey paths compared",
+                    "Journey paths compared (conversion rate: reached the conversion stage ÷ sessions)",
                     partial(queries.paths_compared, filters),
                     charts.paths,
                     show_numbers=True,
@@ -248,7 +264,7 @@ LIFT_COLUMNS = ["key", "relative_lift", "ci_low", "ci_high", "chance_to_beat_con
 def lift_table(report: dict, *, key: str) -> Table:
     return Table(
         key=key,
-        title="Lift over control, 95% credible interval",
+        title="Relative lift of the conversion rate over control, 95% credible interval",
         columns=LIFT_COLUMNS,
         rows=[tuple(v[name] for name in LIFT_COLUMNS) for v in report["variants"] if not v["control"]],
     )
@@ -289,12 +305,13 @@ def experiments_sections(filters: Filters) -> list[Section]:
         sections.append(
             Section(
                 title=f"{experiment.name} ({experiment.key})",
-                intro="Rates, intervals and chances cover the whole experiment (the same numbers as "
-                f"GET /api/v1/analytics/experiments/{experiment.key}); the allocation follows the filters.",
+                intro="Rates, revenue, guardrails, intervals and chances cover the whole experiment (the same "
+                f"numbers as GET /api/v1/analytics/experiments/{experiment.key}); the allocation follows the filters.",
                 details={
                     "report": report,
                     "site": experiment.site,
                     "proposals": _approval_links(report["proposals"]),
+                    "treatments": sum(not v["control"] and not v["paused"] for v in report["variants"]),
                     "admin_url": reverse("admin:personalization_experiment_change", args=[experiment.pk]),
                 },
                 charts=[
@@ -308,9 +325,16 @@ def experiments_sections(filters: Filters) -> list[Section]:
                     ),
                     Chart(
                         f"{key}-lift",
-                        "Relative lift over control, 95% credible interval",
+                        "Relative lift of the conversion rate over control, 95% credible interval",
                         partial(lift_table, report, key=f"{key}-lift"),
-                        partial(charts.interval_bars, x="key", low="ci_low", high="ci_high", percent=True),
+                        partial(
+                            charts.interval_bars,
+                            x="key",
+                            low="ci_low",
+                            high="ci_high",
+                            y_title="lift of the conversion rate",
+                            percent=True,
+                        ),
                         empty="No treatment arm to compare with the control yet.",
                     ),
                     Chart(
@@ -397,6 +421,62 @@ def monitor_flags_table(filters: Filters) -> Table:
     )
 
 
+def rule_guardrails_table(filters: Filters) -> Table:
+    """Per scarcity rule and guardrail: sessions shown the cue against the held-out ones,
+    eligible in the date range (raw rows, as ``GET /api/v1/analytics/scarcity``)."""
+    since, until = _range(filters)
+    rules = ScarcityRule.objects.order_by("site__name", "site_id", "key")
+    if filters.site_id is not None:
+        rules = rules.filter(site_id=filters.site_id)
+    keys = dict(rules.values_list("pk", "key"))
+    compared = arm_metrics.rules_compared(list(keys), goal="purchase", since=since, until=until)
+    rows = []
+    for rule_id, key in keys.items():
+        holdout, exposed = compared[rule_id]["holdout"]["guardrails"], compared[rule_id]["exposed"]["guardrails"]
+        for base, row in zip(holdout, exposed, strict=True):
+            if row["value"] is None and base["value"] is None:
+                continue
+            rows.append(
+                (
+                    key,
+                    row["label"],
+                    row["unit"],
+                    row["value"],
+                    base["value"],
+                    row["relative_change"],
+                    row["ci_low"],
+                    row["ci_high"],
+                    row["p_value"],
+                    row["worse"],
+                )
+            )
+    return Table(
+        key="scarcity-guardrails",
+        title="Guardrails per rule: shown vs held out",
+        columns=[
+            "rule",
+            "metric",
+            "unit",
+            "exposed",
+            "holdout",
+            "relative_change",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "worse",
+        ],
+        rows=rows,
+    )
+
+
+def _guardrail_value(column: str) -> Callable[[dict], str]:
+    def shown(row: dict) -> str:
+        value = row[column]
+        return dashboard_numbers.minutes(value) if row["unit"] == "seconds" else dashboard_numbers.percent(value)
+
+    return shown
+
+
 NO_CUES = (
     "No urgency cues in this range yet. Approve a scarcity rule in the admin and send traffic "
     "(`make run`, or POST /api/v1/decide), then widen the dates."
@@ -429,6 +509,27 @@ def scarcity_sections(filters: Filters) -> list[Section]:
                     partial(charts.lines_by, x="day", y="impressions", by="rule", y_title="cues shown"),
                     empty=NO_CUES,
                 ),
+            ],
+        ),
+        Section(
+            title="Guardrails per rule",
+            intro="Metrics a cue must not make worse, for sessions shown the cue against the held-out ones: "
+            "bounce rate (left after one touchpoint without moving on or converting) and refund or cancellation "
+            "rate in percent, time to convert (eligibility to first purchase) in minutes. A row in red is "
+            "significantly worse (95% confidence interval on the bad side).",
+            charts=[
+                Chart(
+                    "scarcity-guardrails",
+                    "Guardrails per rule: shown vs held out (relative change, 95% interval)",
+                    partial(rule_guardrails_table, filters),
+                    partial(
+                        charts.table_figure,
+                        highlight="worse",
+                        formats={"exposed": _guardrail_value("exposed"), "holdout": _guardrail_value("holdout")},
+                    ),
+                    empty="No eligible sessions in this range yet: guardrails compare sessions shown a cue "
+                    "with held-out ones.",
+                )
             ],
         ),
         Section(

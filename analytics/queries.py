@@ -9,9 +9,12 @@ Conventions, the same in every table:
 
 - ``day`` is the UTC day a session started; a session's stage moves, conversions,
   exposures, cues and personalizations count on that day (see ``analytics.models``).
-- ``conversions`` counts converted *sessions* (at least one conversion event) unless
-  a column says otherwise; ``conversion_rate`` is ``conversions / sessions`` (or per
-  exposure), ``None`` when the denominator is 0.
+- ``conversions`` counts converted *sessions* unless a column says otherwise;
+  ``conversion_rate`` is ``conversions / sessions`` (or per exposure), ``None`` when the
+  denominator is 0. On the overview (tiles, daily series, paths) a converted session
+  is one that reached the ``conversion`` stage, the funnel's conversion row
+  (:data:`CONVERSION_DEFINITION`), so tiles and funnel agree; elsewhere it is a session
+  with at least one conversion event (or of the goal named).
 - ``revenue`` is a ``Decimal``, the sum of conversion values as recorded.
 - Filters: ``date_from``/``date_to`` inclusive, then site, device, path and persona
   when given. A persona of ``""`` means "no persona assigned".
@@ -19,16 +22,18 @@ Conventions, the same in every table:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Q, Sum
 
 from analytics.filters import Filters
 from analytics.models import PersonalizationDaily, ScarcityRuleDaily, SessionDaily, StageFlowDaily, VariantDaily
 from analytics.tables import Table
 from core import statistics
-from journeys.models import Stage
+from journeys.models import ConversionEvent, Stage
 from personalization.models import ScarcityRule
 
 STAGES = [stage.value for stage in Stage]
@@ -43,6 +48,14 @@ SCARCITY_FIELDS = [
     "holdout_conversions",
 ]
 LIFT_FIELDS = list(statistics.holdout_lift(statistics.Arm(0, 0), statistics.Arm(0, 0)))
+# The overview's converted sessions: those whose furthest stage is conversion or later.
+REACHED_CONVERSION = ["max_conversion", "max_retention"]
+
+
+def conversion_definition() -> str:
+    """What the overview's conversion rate counts, in the words its tiles and funnel carry."""
+    types = " or ".join(t.replace("_", " ") for t in settings.CONVERSION_STAGE_TYPES)
+    return f"sessions that reached the conversion stage (a {types}) ÷ all sessions"
 
 
 def rollup_filter(filters: Filters) -> Q:
@@ -80,13 +93,15 @@ def _money(value) -> Decimal:
 def overview_totals(filters: Filters) -> Table:
     """One row for the KPI tiles.
 
-    Columns: ``sessions``, ``conversions`` (converted sessions), ``conversion_rate``,
-    ``conversion_events``, ``revenue``, ``revenue_per_session``, ``cross_device_share``.
+    Columns: ``sessions``, ``conversions`` (sessions that reached the conversion stage),
+    ``conversion_rate`` (:func:`conversion_definition`), ``sessions_with_any_conversion``
+    (any conversion event, e.g. an e-mail signup), ``conversion_events``, ``revenue``,
+    ``currency`` (:func:`revenue_currency`), ``revenue_per_session``, ``cross_device_share``.
     """
-    fields = ["sessions", "converted_sessions", "conversions", "revenue", "cross_device_sessions"]
+    fields = ["sessions", "converted_sessions", "conversions", "revenue", "cross_device_sessions", *REACHED_CONVERSION]
     row = SessionDaily.objects.filter(rollup_filter(filters)).aggregate(**{f: Sum(f) for f in fields})
     sessions = row["sessions"] or 0
-    converted = row["converted_sessions"] or 0
+    reached = _reached(row)
     revenue = _money(row["revenue"])
     return Table(
         "overview_totals",
@@ -95,18 +110,22 @@ def overview_totals(filters: Filters) -> Table:
             "sessions",
             "conversions",
             "conversion_rate",
+            "sessions_with_any_conversion",
             "conversion_events",
             "revenue",
+            "currency",
             "revenue_per_session",
             "cross_device_share",
         ],
         [
             (
                 sessions,
-                converted,
-                ratio(converted, sessions),
+                reached,
+                ratio(reached, sessions),
+                row["converted_sessions"] or 0,
                 row["conversions"] or 0,
                 revenue,
+                revenue_currency(filters),
                 ratio(revenue, sessions),
                 ratio(row["cross_device_sessions"] or 0, sessions),
             )
@@ -114,19 +133,36 @@ def overview_totals(filters: Filters) -> Table:
     )
 
 
+def _reached(row: dict) -> int:
+    return sum(row.get(field) or 0 for field in REACHED_CONVERSION)
+
+
+def revenue_currency(filters: Filters) -> str:
+    """The currency of the revenue figures: the currencies of the conversions with a value in
+    the range (by conversion time), ``"EUR"`` or ``"EUR+USD"`` when several were summed
+    (conversion values are stored as sent, never converted); ``""`` without any. A label:
+    it follows the site and the dates, not the device, path and persona filters."""
+    since = dt.datetime.combine(filters.date_from, dt.time.min, tzinfo=dt.UTC)
+    until = dt.datetime.combine(filters.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    conversions = ConversionEvent.objects.filter(converted_at__gte=since, converted_at__lt=until, value__gt=0)
+    if filters.site_id is not None:
+        conversions = conversions.filter(site_id=filters.site_id)
+    return "+".join(sorted(conversions.values_list("currency", flat=True).distinct()))
+
+
 def overview_timeseries(filters: Filters) -> Table:
     """Per day of the range (every day, zeros included).
 
-    Columns: ``day``, ``sessions``, ``conversions`` (converted sessions),
-    ``conversion_rate``, ``revenue``.
+    Columns: ``day``, ``sessions``, ``conversions`` (sessions that reached the conversion
+    stage), ``conversion_rate`` (:func:`conversion_definition`), ``revenue``.
     """
     by_day = {
-        row["day"]: row for row in _sums(SessionDaily, filters, ["day"], ["sessions", "converted_sessions", "revenue"])
+        row["day"]: row for row in _sums(SessionDaily, filters, ["day"], ["sessions", "revenue", *REACHED_CONVERSION])
     }
     rows = []
     for day in filters.days:
         row = by_day.get(day, {})
-        sessions, converted = row.get("sessions") or 0, row.get("converted_sessions") or 0
+        sessions, converted = row.get("sessions") or 0, _reached(row)
         rows.append((day, sessions, converted, ratio(converted, sessions), _money(row.get("revenue"))))
     return Table(
         "overview_timeseries",
@@ -165,11 +201,11 @@ def funnel(filters: Filters) -> Table:
 def paths_compared(filters: Filters) -> Table:
     """Per journey path (those with sessions), by sessions descending.
 
-    Columns: ``path``, ``sessions``, ``conversions`` (converted sessions),
-    ``conversion_rate``, ``revenue``, ``revenue_per_session``,
-    ``mean_time_to_convert_seconds``.
+    Columns: ``path``, ``sessions``, ``conversions`` (sessions that reached the conversion
+    stage), ``conversion_rate`` (:func:`conversion_definition`), ``revenue``,
+    ``revenue_per_session``, ``mean_time_to_convert_seconds`` (to the first conversion event).
     """
-    fields = ["sessions", "converted_sessions", "revenue", "ttc_seconds_sum", "ttc_count"]
+    fields = ["sessions", "revenue", "ttc_seconds_sum", "ttc_count", *REACHED_CONVERSION]
     rows = []
     for row in _sums(SessionDaily, filters, ["journey_path"], fields):
         revenue = _money(row["revenue"])
@@ -177,8 +213,8 @@ def paths_compared(filters: Filters) -> Table:
             (
                 row["journey_path"],
                 row["sessions"],
-                row["converted_sessions"],
-                ratio(row["converted_sessions"], row["sessions"]),
+                _reached(row),
+                ratio(_reached(row), row["sessions"]),
                 revenue,
                 ratio(revenue, row["sessions"]),
                 ratio(row["ttc_seconds_sum"], row["ttc_count"]),

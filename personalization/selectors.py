@@ -15,7 +15,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -478,86 +477,3 @@ def experiment_power(
             per_arm, arms=1, daily_units=daily, share=experiment.traffic_share * smallest
         ),
     )
-
-
-# One row per arm: its exposed sessions and, per session, the revenue (values of every
-# conversion at or after the exposure, in the currency given) and its orders (those
-# conversions with a value above 0); summed as the sufficient statistics of
-# :func:`core.statistics.mean` and :func:`core.statistics.ratio`.
-_REVENUE_SQL = f"""
-WITH per_session AS (
-    SELECT e.variant_id,
-           coalesce(sum(c.value) FILTER (WHERE c.currency = %(currency)s), 0)::float8 AS revenue,
-           count(c.id) FILTER (WHERE c.currency = %(currency)s AND c.value > 0)::float8 AS orders,
-           count(c.id) FILTER (WHERE c.currency <> %(currency)s AND c.value > 0) AS other
-    FROM personalization_exposure e
-    LEFT JOIN {ConversionEvent._meta.db_table} c ON c.session_id = e.session_id AND c.converted_at >= e.exposed_at
-    WHERE e.experiment_id = %(experiment)s
-    GROUP BY e.variant_id, e.session_id
-)
-SELECT variant_id, count(*), sum(revenue), sum(revenue * revenue), sum(orders), sum(orders * orders),
-       sum(revenue * orders), sum(other)
-FROM per_session GROUP BY variant_id
-"""
-
-REVENUE_DEFINITION = (
-    "revenue per session: the values of every conversion an exposed session made at or after its first "
-    "exposure, summed per session (0 for sessions without one), averaged over the arm's exposed sessions; "
-    "average order value: that revenue over the arm's orders (conversions with a value above 0)"
-)
-
-
-def experiment_revenue(*, experiment: Experiment) -> dict:
-    """Revenue per session and average order value of every arm (control first), compared with the control.
-
-    ``currency`` is the site's most used conversion currency; conversions in another
-    currency are left out and counted in ``other_currency_orders`` (no conversion rates
-    are guessed). Per arm ``variant_id``, ``key``, ``sessions``, ``revenue``, ``orders``,
-    ``revenue_per_session`` and ``average_order_value`` (None without sessions or
-    orders), and the :class:`core.statistics.Comparison` of each metric with the
-    control's (``*_comparison``, None for the control). Three queries.
-    """
-    currency = (
-        ConversionEvent.objects.filter(site_id=experiment.site_id)
-        .values("currency")
-        .annotate(n=Count("id"))
-        .order_by("-n", "currency")
-        .values_list("currency", flat=True)
-        .first()
-    ) or "EUR"
-    arms = list(
-        ExperimentArm.objects.filter(experiment=experiment)
-        .order_by("-is_control", "id")
-        .values_list("variant_id", "variant__key", "is_control")
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(_REVENUE_SQL, {"currency": currency, "experiment": experiment.pk})
-        sums = {row[0]: row[1:] for row in cursor.fetchall()}
-    has_control = bool(arms) and arms[0][2]
-    out, control, other = [], None, 0
-    for variant_id, key, _is_control in arms:
-        n, revenue, revenue_sq, orders, orders_sq, cross, other_orders = sums.get(variant_id, (0, 0, 0, 0, 0, 0, 0))
-        other += int(other_orders)
-        per_session = statistics.mean(n, revenue, revenue_sq)
-        per_order = statistics.ratio(n, revenue, revenue_sq, orders, orders_sq, cross)
-        compared = has_control and control is not None
-        out.append(
-            {
-                "variant_id": variant_id,
-                "key": key,
-                "sessions": n,
-                "revenue": revenue,
-                "orders": int(orders),
-                "revenue_per_session": per_session.mean,
-                "average_order_value": per_order.mean,
-                "revenue_per_session_comparison": (
-                    statistics.compare(control[0], per_session).as_dict() if compared else None
-                ),
-                "average_order_value_comparison": (
-                    statistics.compare(control[1], per_order).as_dict() if compared else None
-                ),
-            }
-        )
-        if control is None:
-            control = (per_session, per_order)
-    return {"currency": currency, "definition": REVENUE_DEFINITION, "other_currency_orders": other, "variants": out}

@@ -2,7 +2,8 @@
 
 ``shop_traffic`` starts three sessions today through ``POST /api/v1/sessions`` (and moves
 and converts them through the API), ``hero_experiment`` adds a live experiment with known
-counts and lets the optimizer propose a winner, ``low_stock_rule`` shows a cue through the
+counts and lets the optimizer propose a winner, ``guarded_experiment`` one whose better
+treatment bounces more (a guardrail worse, so no winner), ``low_stock_rule`` shows a cue through the
 real decision engine. ``roll_up`` runs the rollup task, as the worker would.
 """
 
@@ -15,13 +16,14 @@ from analytics.tasks import rollups_update_task
 from personalization.models import Allocation, TriggerType
 from personalization.services.optimizer import experiments_optimize
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
+from tests.analytics.arm_data import arm_traffic
 from tests.journeys.helpers import event, move, post_events, start
 from tests.personalization.helpers import staff
 from tests.personalization.optimizer_helpers import add_traffic, live_experiment
 from tests.personalization.scarcity_helpers import carrying_variant, cues, live_offer, make_rule
 
 REVENUE = Decimal("49.90")
-HERO = {"a": (1000, 100), "b": (1000, 250)}  # variant letter -> (exposures, conversions)
+HERO = {"a": (1000, 100), "b": (1000, 200)}  # variant letter -> (exposures, conversions)
 
 
 def shop_traffic(api) -> None:
@@ -48,10 +50,20 @@ def shop_traffic(api) -> None:
 
 
 def hero_experiment(site):
-    """A live 50/50 experiment: control 100/1000, treatment 250/1000; the optimizer proposes the treatment as winner."""
+    """A live 50/50 experiment: control 100/1000, treatment 200/1000; the optimizer proposes the treatment as winner."""
     experiment = live_experiment(site, allocation=Allocation.FIXED, weights=[0.5, 0.5], minimum_sample=100)
     for letter, (exposures, conversions) in HERO.items():
         add_traffic(experiment, letter, exposures=exposures, conversions=conversions)
+    experiments_optimize(site_id=site.pk)
+    return experiment
+
+
+def guarded_experiment(site):
+    """A live 50/50 experiment on ``offer-test``: the treatment converts better (14% vs 10% of 2,000
+    sessions, orders of 45/65 EUR vs 40/60 EUR) but bounces more (30% vs 20%), a guardrail worse."""
+    experiment = live_experiment(site, key="offer-test", allocation=Allocation.FIXED, minimum_sample=100)
+    arm_traffic(experiment, "a", sessions=2000, orders=["40.00", "60.00"] * 100, ttc_minutes=4, bounces=400)
+    arm_traffic(experiment, "b", sessions=2000, orders=["45.00", "65.00"] * 140, ttc_minutes=6, refunds=10, bounces=600)
     experiments_optimize(site_id=site.pk)
     return experiment
 

@@ -65,16 +65,20 @@ def test_overview_returns_the_pages_tables_with_exact_numbers(staff_api, rolled_
         "sessions",
         "conversions",
         "conversion_rate",
+        "sessions_with_any_conversion",
         "conversion_events",
         "revenue",
+        "currency",
         "revenue_per_session",
         "cross_device_share",
     ]
-    assert tables["overview_totals"]["rows"] == [[3, 2, 2 / 3, 2, "69.90", 69.9 / 3, 1 / 3]]
+    # two sessions bought, but neither reached the conversion stage: the overview's
+    # conversions are the funnel's conversion row (0); the events are counted apart
+    assert tables["overview_totals"]["rows"] == [[3, 0, 0.0, 2, 2, "69.90", "EUR", 69.9 / 3, 1 / 3]]
     assert tables["overview_timeseries"]["columns"] == ["day", "sessions", "conversions", "conversion_rate", "revenue"]
     assert tables["overview_timeseries"]["rows"] == [
-        ["2026-11-10", 2, 1, 0.5, "49.90"],
-        ["2026-11-11", 1, 1, 1.0, "20.00"],
+        ["2026-11-10", 2, 0, 0.0, "49.90"],
+        ["2026-11-11", 1, 0, 0.0, "20.00"],
     ]
     assert tables["funnel"]["columns"] == [
         "stage",
@@ -91,7 +95,7 @@ def test_overview_returns_the_pages_tables_with_exact_numbers(staff_api, rolled_
         ["retention", 0, 0.0, 0, None],
     ]
     assert tables["paths_compared"]["rows"] == [
-        ["mobile_tiktok_fast_track", 2, 2, 1.0, "69.90", 34.95, 315.0],
+        ["mobile_tiktok_fast_track", 2, 0, 0.0, "69.90", 34.95, 315.0],
         ["desktop_research_deep", 1, 0, 0.0, "0.00", 0.0, None],
     ]
 
@@ -103,9 +107,9 @@ def test_filters_narrow_the_numbers(staff_api, rolled_up):
         ["consideration", 1, 1.0, 0, 0.0],
     ]
     everyone = get(staff_api, "timeseries", **RANGE).json()["tables"]["overview_timeseries"]["rows"]
-    assert everyone == [["2026-11-10", 3, 2, 2 / 3, "54.90"], ["2026-11-11", 1, 1, 1.0, "20.00"]]
+    assert everyone == [["2026-11-10", 3, 0, 0.0, "54.90"], ["2026-11-11", 1, 0, 0.0, "20.00"]]
     persona = get(staff_api, "overview", persona="Researcher", **RANGE).json()["tables"]["overview_totals"]["rows"]
-    assert persona == [[1, 0, 0.0, 0, "0.00", 0.0, 1.0]]
+    assert persona == [[1, 0, 0.0, 0, 0, "0.00", "EUR", 0.0, 1.0]]
 
 
 def test_journeys_has_stage_flows_and_time_to_convert(staff_api, rolled_up):
@@ -186,3 +190,29 @@ def test_a_range_at_the_first_representable_day_is_answered(staff_api):
 def test_a_public_site_key_cannot_read_it(api):
     response = get(api, "overview", **RANGE)
     assert response.status_code == 403
+
+
+def test_the_overview_tiles_and_funnel_count_the_same_converted_sessions(staff_api, site):
+    # given: a session that bought (and so reached the conversion stage), one that only
+    # signed up for e-mails (a conversion event, no conversion stage), one that browsed
+    buyer = session(site, "buyer", at=DAY1)
+    for stage in ("consideration", "decision", "conversion"):
+        advance(buyer, stage)
+    convert(buyer, "30.00", at=DAY1 + timedelta(minutes=3))
+    convert(session(site, "signup", at=DAY1), "0", at=DAY1 + timedelta(minutes=1), type="email_signup")
+    session(site, "browser", at=DAY1)
+    rollups_update()
+
+    # when
+    tables = get(staff_api, "overview", site=site.pk, **RANGE).json()["tables"]
+
+    # then: the tile's rate is the funnel's conversion share; the signup is counted apart
+    [totals] = [
+        dict(zip(tables["overview_totals"]["columns"], row, strict=True)) for row in tables["overview_totals"]["rows"]
+    ]
+    funnel = {row[0]: row for row in tables["funnel"]["rows"]}
+    assert (totals["conversions"], totals["conversion_rate"]) == (1, 1 / 3)
+    assert (funnel["conversion"][1], funnel["conversion"][2]) == (1, 1 / 3)
+    assert (totals["sessions_with_any_conversion"], totals["conversion_events"]) == (2, 2)
+    assert (totals["revenue"], totals["currency"]) == ("30.00", "EUR")
+    assert tables["overview_timeseries"]["rows"][0] == ["2026-11-10", 3, 1, 1 / 3, "30.00"]

@@ -95,8 +95,10 @@ def test_each_chart_csv_is_exactly_its_table(staff_client, site, api):
             "sessions": "3",
             "conversions": "1",
             "conversion_rate": str(1 / 3),
+            "sessions_with_any_conversion": "1",
             "conversion_events": "1",
             "revenue": "49.90",
+            "currency": "EUR",
             "revenue_per_session": str(49.9 / 3),
             "cross_device_share": "0.0",
         }

@@ -13,9 +13,18 @@ from playwright.sync_api import Page
 from analytics import queries
 from analytics.filters import filters_parse
 from analytics.reports import VARIANT_FIELDS
+from analytics.verdicts import percent
 from journeys.models import JourneySession
 from personalization.models import ApprovalRequest
-from tests.analytics.dashboard_data import HERO, REVENUE, hero_experiment, low_stock_rule, roll_up, shop_traffic
+from tests.analytics.dashboard_data import (
+    HERO,
+    REVENUE,
+    guarded_experiment,
+    hero_experiment,
+    low_stock_rule,
+    roll_up,
+    shop_traffic,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -58,11 +67,17 @@ def test_overview_draws_the_rolled_up_traffic_and_exports_its_csv(staff_page, si
     screenshot(staff_page, "overview")
 
     # then: the tiles, the daily series, the funnel and the paths hold exactly the traffic
+    # the tiles carry their definitions and currency; the rate is the funnel's conversion share
+    small = "<span style='font-size:0.75em;color:#666'>{}</span>"
     assert [(t["title"]["text"], t["value"]) for t in traces(staff_page, "overview-totals")] == [
-        ("Sessions", 3),
-        ("Conversion rate", 1 / 3),
-        ("Revenue", 49.9),
+        (f"Sessions<br>{small.format('started in the range')}", 3),
+        (f"Conversion rate<br>{small.format('reached the conversion stage ÷ sessions')}", 1 / 3),
+        (f"Revenue (EUR)<br>{small.format('conversion values')}", 49.9),
     ]
+    assert traces(staff_page, "overview-totals")[2]["number"]["suffix"] == " EUR"
+    assert "Conversion rate on this page: sessions that reached the conversion stage" in staff_page.inner_text(
+        ".section-intro"
+    )
     series = {t["name"]: t for t in traces(staff_page, "overview-timeseries")}
     assert list(series) == ["sessions", "conversions", "conversion_rate", "revenue"]
     assert all(t["x"] == [day.isoformat() for day in days] for t in series.values())
@@ -94,8 +109,9 @@ def test_overview_draws_the_rolled_up_traffic_and_exports_its_csv(staff_page, si
     )
     _, totals_csv = download(staff_page, "overview-totals")
     assert totals_csv == (
-        "sessions,conversions,conversion_rate,conversion_events,revenue,revenue_per_session,cross_device_share\n"
-        f"3,1,{1 / 3},1,{REVENUE},{float(REVENUE) / 3},0.0\n"
+        "sessions,conversions,conversion_rate,sessions_with_any_conversion,conversion_events,revenue,currency,"
+        "revenue_per_session,cross_device_share\n"
+        f"3,1,{1 / 3},1,1,{REVENUE},EUR,{float(REVENUE) / 3},0.0\n"
     )
 
 
@@ -146,8 +162,8 @@ def test_experiments_show_the_api_numbers_and_link_proposals_to_the_approvals_qu
     screenshot(staff_page, "experiments")
 
     [rates] = traces(staff_page, "experiment-hero-test-variants")
-    assert (rates["x"], rates["y"]) == (["hero-test-a", "hero-test-b"], [0.1, 0.25])
-    assert [v["rate"] for v in report["variants"]] == [0.1, 0.25]
+    assert (rates["x"], rates["y"]) == (["hero-test-a", "hero-test-b"], [0.1, 0.2])
+    assert [v["rate"] for v in report["variants"]] == [0.1, 0.2]
     [lift] = traces(staff_page, "experiment-hero-test-lift")
     treatment = report["variants"][1]
     assert (lift["x"], lift["base"], lift["y"]) == (
@@ -158,7 +174,14 @@ def test_experiments_show_the_api_numbers_and_link_proposals_to_the_approvals_qu
     allocation = {t["name"]: t["y"] for t in traces(staff_page, "experiment-hero-test-allocation")}
     assert allocation == {"hero-test-a": [0.5], "hero-test-b": [0.5]}
     assert staff_page.inner_text('[data-fact="srm"]') == f"OK (p = {report['srm']['p_value']:g})"
-    assert staff_page.inner_text('tr[data-variant="hero-test-b"] [data-number="chance_to_beat_control"]') == "1.0000"
+    row = 'table.experiment-variants tr[data-variant="hero-test-b"]'
+    assert staff_page.inner_text(f'{row} [data-number="chance_to_beat_control"]') == "100.0%"
+    assert staff_page.inner_text(f'{row} [data-number="rate"]') == "20.00%"
+    assert staff_page.inner_text(f'{row} [data-number="relative_lift"]') == (
+        f"+100% ({percent(treatment['confidence_low'])} to {percent(treatment['confidence_high'])})"
+    )
+    assert staff_page.inner_text("[data-verdict-text]") == report["verdict"]["text"]
+    assert report["verdict"]["kind"] == "winner"
 
     # the variants' CSV holds the API's numbers
     _, text = download(staff_page, "experiment-hero-test-variants")
@@ -183,6 +206,57 @@ def test_experiments_show_the_api_numbers_and_link_proposals_to_the_approvals_qu
         ).count()
         == 1
     )
+
+
+def test_experiments_put_the_verdict_first_with_revenue_and_a_worse_guardrail_in_red(
+    staff_page, site, staff_api, screenshot
+):
+    # given: an experiment whose treatment converts and earns more but bounces more
+    experiment = guarded_experiment(site)
+    roll_up()
+    report = staff_api.get(f"/api/v1/analytics/experiments/{experiment.key}").json()
+    control, treatment = report["variants"]
+
+    # when
+    open_dashboard(staff_page, "/dashboards/experiments/")
+    screenshot(staff_page, "experiments-verdict")
+
+    # then: the verdict names the guardrail, in red, above everything else of the experiment
+    bounce = next(g for g in treatment["guardrails"] if g["metric"] == "bounce_rate")
+    verdict = staff_page.locator('[data-verdict="guardrail"]')
+    assert verdict.inner_text() == (
+        f"Verdict: guardrail bounce rate worse for offer-test-b (bounce rate {percent(bounce['relative_change'])}, "
+        f"95% interval {percent(bounce['ci_low'])} to {percent(bounce['ci_high'])})"
+    )
+    assert report["verdict"]["kind"] == "guardrail"
+    red = "rgb(186, 33, 33)"
+    assert verdict.locator("[data-verdict-text]").evaluate("e => getComputedStyle(e).color") == red
+
+    # and: revenue in euros, per session and per order, with the change and its interval
+    revenue_row = 'table.experiment-revenue tr[data-variant="offer-test-{}"]'
+    assert staff_page.inner_text(f'{revenue_row.format("a")} [data-number="revenue"]') == "10,000.00 EUR"
+    assert staff_page.inner_text(f'{revenue_row.format("b")} [data-number="revenue"]') == "15,400.00 EUR"
+    assert staff_page.inner_text(f'{revenue_row.format("b")} [data-number="revenue_per_session"]') == "7.70 EUR"
+    assert staff_page.inner_text(f'{revenue_row.format("b")} [data-number="average_order_value"]') == "55.00 EUR"
+    per_session = treatment["revenue"]["per_session"]
+    assert staff_page.inner_text(f'{revenue_row.format("b")} [data-change="revenue_per_session"]') == (
+        f"+54% ({percent(per_session['ci_low'])} to {percent(per_session['ci_high'])})"
+    )
+    assert staff_page.inner_text("h3:has-text('Revenue')") == "Revenue (EUR)"
+
+    # and: the bounce rate cells of the treatment are red, the others are not
+    guardrail_row = 'table.experiment-guardrails tr[data-variant="offer-test-b"]'
+    bounce_cell = staff_page.locator(f'{guardrail_row} [data-guardrail="bounce_rate"]')
+    assert bounce_cell.inner_text() == "30.0%"
+    assert bounce_cell.evaluate("e => getComputedStyle(e).color") == red
+    assert staff_page.inner_text(f'{guardrail_row} [data-change="bounce_rate"]').endswith(" worse")
+    assert staff_page.locator(f"{guardrail_row} td.guardrail-worse").count() == 2
+    assert staff_page.inner_text(f'{guardrail_row} [data-guardrail="time_to_convert"]') == "6.0 min"
+    assert staff_page.inner_text('table.experiment-variants tr[data-variant="offer-test-b"] [data-number="rate"]') == (
+        "14.00%"
+    )
+    # no winner proposal while the guardrail is worse
+    assert report["proposals"] == []
 
 
 def test_scarcity_shows_the_rule_the_ledger_and_no_flags(staff_page, site, api, django_user_model, screenshot):

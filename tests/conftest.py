@@ -78,12 +78,11 @@ def staff_api(site, staff_user) -> APIClient:
     return client
 
 
-@pytest.fixture
-def staff_client_for(staff_user):
-    """``staff_client_for(site)``: a staff token client naming ``site`` (or no site, with None)."""
+def token_client_for(user):
+    """``make(site)``: a token client of ``user`` naming ``site`` (or no site, with None)."""
     from rest_framework.authtoken.models import Token
 
-    token, _ = Token.objects.get_or_create(user=staff_user)
+    token, _ = Token.objects.get_or_create(user=user)
 
     def make(site) -> APIClient:
         client = APIClient()
@@ -94,3 +93,9 @@ def staff_client_for(staff_user):
         return client
 
     return make
+
+
+@pytest.fixture
+def staff_client_for(staff_user):
+    """``staff_client_for(site)``: a staff token client naming ``site`` (or no site, with None)."""
+    return token_client_for(staff_user)

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from core.serializers import UNSTORABLE_TEXT, PlainTextJSONParser, StorableJSONParser, unstorable
 from journeys import api_schema as doc
 from journeys.authentication import (
+    HasPrivacyPermission,
     HasSiteKey,
     IsStaff,
     SiteKeyAuthentication,
@@ -574,6 +575,8 @@ NO_SITE = 'The site is not named (`{"X-Site-Key": ["..."]}`).'
 
 
 class VisitorApi(StaffApi):
+    permission_classes = [IsStaff, HasPrivacyPermission]
+
     def visitor_or_404(self, request, visitor_id: str) -> Visitor:
         site = self.site_or_400(request)
         visitor = Visitor.objects.filter(site=site, visitor_id=visitor_id).first()
@@ -585,13 +588,14 @@ class VisitorApi(StaffApi):
         operation_id="visitor_export",
         summary="Export everything held about a visitor",
         tags=["privacy"],
-        description="Staff only (`Authorization: Token ...` or a staff session). Answers everything the engine "
+        description="Staff with the `journeys.export_visitor` permission (the Privacy officers role, or a "
+        "superuser), by `Authorization: Token ...` or a staff session. Answers everything the engine "
         "holds about one visitor of the site named by `X-Site-Key`: consent, persona history, sessions with their "
         "stage moves, touchpoints and conversions, quarantined payloads and idempotency conflicts that name them.",
         parameters=[doc.SITE_KEY],
         responses={
             200: doc.VisitorExportOut,
-            **doc.staff_errors(not_found=VISITOR_NOT_FOUND, bad_request=NO_SITE),
+            **doc.staff_errors(not_found=VISITOR_NOT_FOUND, bad_request=NO_SITE, permission="journeys.export_visitor"),
         },
         examples=[
             OpenApiExample(
@@ -630,7 +634,8 @@ class VisitorApi(StaffApi):
         operation_id="visitor_erase",
         summary="Erase everything held about a visitor",
         tags=["privacy"],
-        description="Staff only. Deletes the visitor of the site named by `X-Site-Key` with everything that "
+        description="Staff with the `journeys.erase_visitor` permission (the Privacy officers role, or a "
+        "superuser). Deletes the visitor of the site named by `X-Site-Key` with everything that "
         "hangs off it (sessions, touchpoints, conversions, decisions' records, cues shown, quarantined payloads and "
         "conflict logs that name it); rollups keep only aggregates. Afterwards a GET answers 404. Not repeatable: a "
         "second call is a 404.\n\n"
@@ -641,7 +646,9 @@ class VisitorApi(StaffApi):
         parameters=[doc.SITE_KEY],
         responses={
             204: OpenApiResponse(description="Erased."),
-            **doc.staff_errors(not_found=VISITOR_NOT_FOUND, bad_request=NO_SITE, unsafe=True),
+            **doc.staff_errors(
+                not_found=VISITOR_NOT_FOUND, bad_request=NO_SITE, unsafe=True, permission="journeys.erase_visitor"
+            ),
         },
     )
     def delete(self, request, visitor_id: str):

@@ -107,6 +107,12 @@ class Visitor(models.Model):
                 name="visitor_persona_confidence_0_1",
             ),
         ]
+        # Privacy requests (GDPR articles 15 and 17): held by the "Privacy officers" role
+        # and superusers only, not by every staff account (journeys.roles).
+        permissions = [
+            ("export_visitor", "Can export everything held about a visitor"),
+            ("erase_visitor", "Can erase everything held about a visitor"),
+        ]
 
     def __str__(self) -> str:
         return self.visitor_id

@@ -162,7 +162,7 @@ def offer_with_cue(site, people):  # noqa: F811 - the fixture imported above
     return offer
 
 
-def test_erasure_wins_every_race_with_the_visitors_traffic(site, client_for, staff_client_for, offer_with_cue):
+def test_erasure_wins_every_race_with_the_visitors_traffic(site, client_for, privacy_client_for, offer_with_cue):
     # Given one visitor's traffic on six threads and an eraser on a seventh
     stop = threading.Event()
     steps = {
@@ -174,7 +174,7 @@ def test_erasure_wins_every_race_with_the_visitors_traffic(site, client_for, sta
         "identify": identify_step,
     }
     traffic = [Traffic(name, client_for(site), step, stop) for name, step in steps.items()]
-    eraser = Traffic("erase", staff_client_for(site), erase_step, stop)
+    eraser = Traffic("erase", privacy_client_for(site), erase_step, stop)
 
     # When they all run for a few seconds
     began = time.monotonic()
@@ -199,9 +199,9 @@ def test_erasure_wins_every_race_with_the_visitors_traffic(site, client_for, sta
     assert refused > 0, [runner.statuses for runner in traffic]
 
     # And after a last erasure nothing of the visitor remains anywhere
-    last = staff_client_for(site).delete(f"/api/v1/visitors/{VISITOR}")
+    last = privacy_client_for(site).delete(f"/api/v1/visitors/{VISITOR}")
     assert last.status_code in (204, 404)
-    assert staff_client_for(site).get(f"/api/v1/visitors/{VISITOR}").status_code == 404
+    assert privacy_client_for(site).get(f"/api/v1/visitors/{VISITOR}").status_code == 404
     assert Visitor.objects.filter(visitor_id=VISITOR).count() == 0
     assert tables_containing(VISITOR) == []
     assert tables_containing("race-") == []

@@ -31,6 +31,10 @@ class ErrorOut(serializers.Serializer):
 
     detail = serializers.CharField(help_text="What went wrong, in English; may change between releases.")
     code = serializers.CharField(help_text="Stable machine-readable code to branch on, e.g. `origin_not_allowed`.")
+    permission = serializers.CharField(
+        required=False,
+        help_text="With `permission_required`: the permission the staff account lacks, e.g. `journeys.erase_visitor`.",
+    )
 
 
 class FieldErrors(serializers.Serializer):

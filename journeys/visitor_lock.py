@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from journeys.models import Visitor
+from journeys.models import JourneySession, Visitor
 
 VISITOR_TABLE = Visitor._meta.db_table
 # The advisory-lock namespace of the gate ("ERAS"), and how many gates share the visitors.
@@ -68,14 +68,15 @@ def held(visitor_column: str, *, gate: bool = True) -> str:
     return f"EXISTS (SELECT FROM {VISITOR_TABLE} held{passing} WHERE held.id = {visitor_column} FOR KEY SHARE OF held)"
 
 
-def gates_pass(sessions_sql: str, params: list) -> None:
-    """Pass (shared) the gates of the visitors of the sessions ``sessions_sql`` selects
-    (a ``SELECT`` of ``visitor_id`` pks), in bucket order: one statement for a batch."""
+def gates_pass(sessions_where: str, params: list) -> None:
+    """Pass (shared) the gates of the visitors of the sessions ``sessions_where`` selects
+    (a condition on the session table, alias ``s``), in bucket order: one statement."""
+    bucket = f"hashtext(v.visitor_id) & {GATE_BUCKETS - 1}"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {gate_sql('v.visitor_id')} FROM (SELECT DISTINCT ON (hashtext(visitor_id) & {GATE_BUCKETS - 1}) "
-            f"visitor_id FROM {VISITOR_TABLE} WHERE id IN ({sessions_sql}) "
-            f"ORDER BY hashtext(visitor_id) & {GATE_BUCKETS - 1}) v",
+            f"SELECT pg_advisory_xact_lock_shared({GATE}, bucket) FROM (SELECT DISTINCT {bucket} AS bucket "
+            f"FROM {JourneySession._meta.db_table} s JOIN {VISITOR_TABLE} v ON v.id = s.visitor_id "
+            f"WHERE {sessions_where} ORDER BY 1) gates",
             params,
         )
 

@@ -448,7 +448,7 @@ def _lock_sessions(site: Site, session_ids: set[str]) -> dict[str, list]:
     if not session_ids:
         return {}
     params = [site.pk, _array_literal(session_ids)]
-    gates_pass(f"SELECT visitor_id FROM {SESSION_TABLE} WHERE site_id = %s AND session_id = ANY(%s::text[])", params)
+    gates_pass("s.site_id = %s AND s.session_id = ANY(%s::text[])", params)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT session_id, id, total_touchpoints FROM {SESSION_TABLE} s "

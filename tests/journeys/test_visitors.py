@@ -5,8 +5,12 @@ import uuid
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.db.models import Sum
 from django.test import Client
 
+from analytics.models import SessionDaily
+from analytics.rollups import rollups_update
 from journeys.models import (
     ConversionEvent,
     CrossDeviceLink,
@@ -18,6 +22,7 @@ from journeys.models import (
     Touchpoint,
     Visitor,
 )
+from tests.analytics.rollup_helpers import rollup_rows
 from tests.journeys.helpers import event, move, post_events, row_counts, start, tables_containing
 
 pytestmark = pytest.mark.django_db
@@ -176,6 +181,22 @@ def test_visitor_endpoint_needs_the_site_named(privacy_client_for, ann):
     assert response.status_code == 400
     assert response.json() == {"X-Site-Key": ["Name the site with the X-Site-Key header."]}
     assert row_counts() == before
+
+
+def test_rollups_no_longer_count_an_erased_visitor_after_the_next_run(privacy_api, ann, bob):
+    # Given rollups that count both visitors (two sessions each)
+    rollups_update()
+    assert SessionDaily.objects.aggregate(total=Sum("sessions"))["total"] == 4
+
+    # When ann is erased and the rollups run again
+    assert privacy_api.delete("/api/v1/visitors/v-ann").status_code == 204
+    rollups_update()
+
+    # Then they count bob's sessions only, as a recompute from raw does
+    assert SessionDaily.objects.aggregate(total=Sum("sessions"))["total"] == 2
+    incremental = rollup_rows()
+    call_command("rollups_recompute")
+    assert rollup_rows() == incremental
 
 
 # --- the admin's privacy actions ----------------------------------------------------------

@@ -7,7 +7,7 @@ commit (Django makes them ``DEFERRABLE INITIALLY DEFERRED``), so without a commo
 a writer inserts a row for a session the eraser has just deleted, and one of the two
 fails at commit (a foreign-key violation, or a deadlock).
 
-The protocol, in two parts:
+The protocol:
 
 - **A gate** in front of each visitor: a transaction-level advisory lock (``GATE``,
   one of :data:`GATE_BUCKETS` per hash of the visitor id). Writers take it shared, the

@@ -1,7 +1,12 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.http import JsonResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from rest_framework.utils.encoders import JSONEncoder
 
 from core.admin import ReadOnlyAdmin
 from journeys.models import (
@@ -16,6 +21,7 @@ from journeys.models import (
     Visitor,
 )
 from journeys.selectors import session_timeline
+from journeys.services.privacy import visitor_erase, visitor_export
 from journeys.services.sites import origins_normalize, path_rules_changed, site_changed, site_secret_rotate
 
 admin.site.site_header = "Journey Engine"
@@ -109,6 +115,55 @@ class VisitorAdmin(ReadOnlyAdmin):
     search_fields = ["visitor_id"]
     inlines = [PersonaChangeInline]
     exclude = ["user_key"]
+    actions = ["export_visitors", "erase_visitors"]
+
+    # Privacy requests go through the services, with their own rights (the "Privacy
+    # officers" role): a plain delete would neither wait for the visitor's traffic nor
+    # remove the quarantined payloads and conflict logs that name it.
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("journeys.export_visitor")
+
+    def has_erase_permission(self, request) -> bool:
+        return request.user.has_perm("journeys.erase_visitor")
+
+    @admin.action(description="Export everything held about the selected visitors (JSON)", permissions=["export"])
+    def export_visitors(self, request, queryset):
+        visitors = queryset.order_by("site_id", "visitor_id")
+        exported = [data for visitor in visitors if (data := visitor_export(visitor=visitor)) is not None]
+        response = JsonResponse(
+            {"exported_at": timezone.now(), "visitors": exported},
+            encoder=JSONEncoder,  # the API's: the file holds what GET /api/v1/visitors/{id} answers
+            json_dumps_params={"indent": 2},
+        )
+        response["Content-Disposition"] = 'attachment; filename="visitors-export.json"'
+        return response
+
+    @admin.action(description="Erase everything held about the selected visitors", permissions=["erase"])
+    def erase_visitors(self, request, queryset):
+        visitors = list(queryset.select_related("site").order_by("site_id", "visitor_id"))
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/journeys/visitor/erase_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "opts": self.model._meta,
+                    "title": "Erase visitors",
+                    "visitors": visitors,
+                    "sessions": sum(visitor.session_count for visitor in visitors),
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        erased = sum(visitor_erase(visitor=visitor) for visitor in visitors)
+        self.message_user(
+            request,
+            f"Erased {erased} visitor{'s' if erased != 1 else ''} and everything held about them.",
+            messages.SUCCESS,
+        )
+        return None
 
 
 @admin.register(JourneySession)

@@ -20,6 +20,7 @@ from core.serializers import (
 )
 from journeys import api_schema as doc
 from journeys.authentication import (
+    HasPrivacyPermission,
     HasSiteKey,
     IsStaff,
     SiteKeyAuthentication,
@@ -31,7 +32,14 @@ from journeys.selectors import session_for
 from journeys.serializers import ConsentSetIn, ConversionIn, IdentifyIn, SessionStartIn, StageUpdateIn
 from journeys.services.conversions import conversion_record
 from journeys.services.ingestion import BatchRejected, events_ingest, parse_batch
-from journeys.services.privacy import ConsentRequired, consent_set, identify, visitor_erase, visitor_export
+from journeys.services.privacy import (
+    ConsentRequired,
+    VisitorErased,
+    consent_set,
+    identify,
+    visitor_erase,
+    visitor_export,
+)
 from journeys.services.sessions import SessionStart, journey_state, session_start, stage_advance
 
 
@@ -69,14 +77,25 @@ class SiteApi(ApiView):
     def found_or_404(found, session_id: str):
         """``found`` (a session, or what a selector read with it) unless it is None: 404."""
         if found is None:
-            raise NotFound(f"No session '{session_id}' for this site.", code="session_not_found")
+            raise _session_not_found(session_id)
         return found
+
+    def handle_exception(self, exc):
+        # A write whose visitor was erased while it waited wrote nothing: it is answered
+        # as the same request is a moment later, for a session the site no longer has.
+        if isinstance(exc, VisitorErased):
+            exc = _session_not_found(exc.session_id)
+        return super().handle_exception(exc)
 
     @staticmethod
     def valid(serializer_class, data) -> dict:
         serializer = serializer_class(data=data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
+
+
+def _session_not_found(session_id: str) -> NotFound:
+    return NotFound(f"No session '{session_id}' for this site.", code="session_not_found")
 
 
 def decision_out(session, slots=None) -> dict:
@@ -140,27 +159,29 @@ class SessionStartApi(SiteApi):
         data = self.valid(SessionStartIn, request.data)
         persona = data["persona"] or {}
         consent = data["consent"] or {}
-        result = session_start(
-            site=request.site,
-            data=SessionStart(
-                session_id=data["session_id"],
-                visitor_id=data["visitor_id"],
-                device_type=data["device"]["type"],
-                device_screen=data["device"]["screen"],
-                device_fingerprint=data["device"]["fingerprint"],
-                entry_point=data["entry_point"],
-                utm=data["utm"],
-                referrer=data["referrer"],
-                persona_type=persona.get("type", ""),
-                persona_confidence=persona.get("confidence"),
-                intent_signals=data["intent_signals"],
-                returning=data["returning"],
-                consent_personalization=consent.get("personalization"),
-                consent_cross_device=consent.get("cross_device"),
-                metadata=data["metadata"],
-                raw=request.data,
-            ),
+        start = SessionStart(
+            session_id=data["session_id"],
+            visitor_id=data["visitor_id"],
+            device_type=data["device"]["type"],
+            device_screen=data["device"]["screen"],
+            device_fingerprint=data["device"]["fingerprint"],
+            entry_point=data["entry_point"],
+            utm=data["utm"],
+            referrer=data["referrer"],
+            persona_type=persona.get("type", ""),
+            persona_confidence=persona.get("confidence"),
+            intent_signals=data["intent_signals"],
+            returning=data["returning"],
+            consent_personalization=consent.get("personalization"),
+            consent_cross_device=consent.get("cross_device"),
+            metadata=data["metadata"],
+            raw=request.data,
         )
+        # The start and its first decision commit together: the visitor is held against
+        # erasure in between (journeys.visitor_lock).
+        with transaction.atomic():
+            result = session_start(site=request.site, data=start)
+            decision = decision_out(result.session, data["slots"])
         session = result.session
         body = {
             "session_id": session.session_id,
@@ -168,7 +189,7 @@ class SessionStartApi(SiteApi):
             "created": result.created,
             "session_idle_seconds": settings.SESSION_IDLE_MINUTES * 60,
             "journey_state": journey_state(session),
-            "decision": decision_out(session, data["slots"]),
+            "decision": decision,
         }
         if result.conflict:
             body["conflict"] = True
@@ -557,27 +578,37 @@ class StaffApi(ApiView):
         return site
 
 
+def _visitor_not_found(visitor_id: str) -> NotFound:
+    return NotFound(f"No visitor '{visitor_id}' for this site.", code="visitor_not_found")
+
+
 VISITOR_NOT_FOUND = doc.not_found("visitor_not_found", "no visitor with this `visitor_id` on the site.")
 NO_SITE = 'The site is not named (`{"X-Site-Key": ["..."]}`).'
 
 
 class VisitorApi(StaffApi):
+    permission_classes = [IsStaff, HasPrivacyPermission]
+
     def visitor_or_404(self, request, visitor_id: str) -> Visitor:
         site = self.site_or_400(request)
         visitor = Visitor.objects.filter(site=site, visitor_id=visitor_id).first()
         if visitor is None:
-            raise NotFound(f"No visitor '{visitor_id}' for this site.", code="visitor_not_found")
+            raise _visitor_not_found(visitor_id)
         return visitor
 
     @extend_schema(
         operation_id="visitor_export",
         summary="Export everything held about a visitor",
         tags=["privacy"],
-        description="Staff only (`Authorization: Token ...` or a staff session). Answers everything the engine "
+        description="Staff with the `journeys.export_visitor` permission (the Privacy officers role, or a "
+        "superuser), by `Authorization: Token ...` or a staff session. Answers everything the engine "
         "holds about one visitor of the site named by `X-Site-Key`: consent, persona history, sessions with their "
         "stage moves, touchpoints and conversions, quarantined payloads and idempotency conflicts that name them.",
         parameters=[doc.SITE_KEY],
-        responses={200: doc.VisitorExportOut, **doc.staff_errors(not_found=VISITOR_NOT_FOUND, bad_request=NO_SITE)},
+        responses={
+            200: doc.VisitorExportOut,
+            **doc.staff_errors(not_found=VISITOR_NOT_FOUND, bad_request=NO_SITE, permission="journeys.export_visitor"),
+        },
         examples=[
             OpenApiExample(
                 "A visitor with one session",
@@ -606,22 +637,33 @@ class VisitorApi(StaffApi):
         ],
     )
     def get(self, request, visitor_id: str):
-        return Response(visitor_export(visitor=self.visitor_or_404(request, visitor_id)))
+        exported = visitor_export(visitor=self.visitor_or_404(request, visitor_id))
+        if exported is None:  # erased since it was looked up
+            raise _visitor_not_found(visitor_id)
+        return Response(exported)
 
     @extend_schema(
         operation_id="visitor_erase",
         summary="Erase everything held about a visitor",
         tags=["privacy"],
-        description="Staff only. Deletes the visitor of the site named by `X-Site-Key` with everything that "
-        "hangs off it (sessions, touchpoints, conversions, quarantined payloads and conflict logs that name it); "
-        "rollups keep only aggregates. Afterwards a GET answers 404. Not repeatable: a second call is a 404. "
-        "With a session cookie, send the CSRF token.",
+        description="Staff with the `journeys.erase_visitor` permission (the Privacy officers role, or a "
+        "superuser). Deletes the visitor of the site named by `X-Site-Key` with everything that "
+        "hangs off it (sessions, touchpoints, conversions, decisions' records, cues shown, quarantined payloads and "
+        "conflict logs that name it); rollups keep only aggregates. Afterwards a GET answers 404. Not repeatable: a "
+        "second call is a 404.\n\n"
+        "It wins every race with the visitor's own traffic: it waits for the requests already writing for the "
+        "visitor, and those that arrive meanwhile get what a request after the erasure gets (404 "
+        "`session_not_found`, an event rejected for an unknown session; a session start or consent creates a new, "
+        "empty visitor). With a session cookie, send the CSRF token.",
         parameters=[doc.SITE_KEY],
         responses={
             204: OpenApiResponse(description="Erased."),
-            **doc.staff_errors(not_found=VISITOR_NOT_FOUND, bad_request=NO_SITE, unsafe=True),
+            **doc.staff_errors(
+                not_found=VISITOR_NOT_FOUND, bad_request=NO_SITE, unsafe=True, permission="journeys.erase_visitor"
+            ),
         },
     )
     def delete(self, request, visitor_id: str):
-        visitor_erase(visitor=self.visitor_or_404(request, visitor_id))
+        if not visitor_erase(visitor=self.visitor_or_404(request, visitor_id)):  # a concurrent call erased it
+            raise _visitor_not_found(visitor_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -36,6 +36,10 @@ class ErrorOut(serializers.Serializer):
         required=False,
         help_text="For a refusal of the request as a whole, what was refused: `body`, `Content-Type` or `url`.",
     )
+    permission = serializers.CharField(
+        required=False,
+        help_text="With `permission_required`: the permission the staff account lacks, e.g. `journeys.erase_visitor`.",
+    )
 
 
 class FieldErrors(serializers.Serializer):
@@ -144,9 +148,20 @@ def browser_errors(*, not_found: OpenApiResponse | None = SESSION_NOT_FOUND, for
     return responses
 
 
-def staff_errors(*, not_found: OpenApiResponse | None = None, bad_request: str, unsafe: bool = False) -> dict:
-    """The error answers of a staff endpoint."""
+def permission_required(permission: str) -> tuple[str, str]:
+    return (
+        "permission_required",
+        f"the staff account lacks `{permission}` (the Privacy officers role; named in the body's `permission`)",
+    )
+
+
+def staff_errors(
+    *, not_found: OpenApiResponse | None = None, bad_request: str, unsafe: bool = False, permission: str = ""
+) -> dict:
+    """The error answers of a staff endpoint (one that needs ``permission`` besides staff, if named)."""
     codes = (STAFF_ONLY, CSRF) if unsafe else (STAFF_ONLY,)
+    if permission:
+        codes += (permission_required(permission),)
     responses = {
         400: OpenApiResponse(FieldErrors, description=bad_request),
         401: STAFF_UNAUTHORIZED,

@@ -149,6 +149,35 @@ class IsStaff(BasePermission):
         raise exceptions.NotAuthenticated("Staff authentication required (Authorization: Token ...).")
 
 
+class HasPrivacyPermission(BasePermission):
+    """Exporting (``GET``) or erasing (``DELETE``) a visitor's data needs its own right,
+    ``journeys.export_visitor`` or ``journeys.erase_visitor``: the "Privacy officers"
+    role and superusers hold them (``journeys.roles``), other staff accounts do not.
+    Refused with 403 ``permission_required`` naming the permission, before anything is
+    read or written. Goes after :class:`IsStaff`."""
+
+    REQUIRED = {
+        "GET": ("journeys.export_visitor", "Exporting"),
+        "HEAD": ("journeys.export_visitor", "Exporting"),
+        "DELETE": ("journeys.erase_visitor", "Erasing"),
+    }
+
+    def has_permission(self, request, view) -> bool:
+        if request.method not in self.REQUIRED:
+            return True
+        permission, doing = self.REQUIRED[request.method]
+        if request.user.has_perm(permission):
+            return True
+        raise exceptions.PermissionDenied(
+            {
+                "detail": f"{doing} a visitor's data needs the permission {permission} "
+                "(the Privacy officers role); this account does not have it.",
+                "code": "permission_required",
+                "permission": permission,
+            }
+        )
+
+
 class SiteKeyScheme(OpenApiAuthenticationExtension):
     """The header or the query parameter: either one."""
 

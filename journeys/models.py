@@ -107,6 +107,12 @@ class Visitor(models.Model):
                 name="visitor_persona_confidence_0_1",
             ),
         ]
+        # Privacy requests (GDPR articles 15 and 17): held by the "Privacy officers" role
+        # and superusers only, not by every staff account (journeys.roles).
+        permissions = [
+            ("export_visitor", "Can export everything held about a visitor"),
+            ("erase_visitor", "Can erase everything held about a visitor"),
+        ]
 
     def __str__(self) -> str:
         return self.visitor_id
@@ -361,3 +367,22 @@ class IdempotencyConflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.client_id}"
+
+
+class ErasedSession(models.Model):
+    """A session whose visitor was erased, known only by a keyed hash of its id.
+
+    A page left open keeps sending events for it; they are refused like those of any
+    unknown session but, unlike those, not kept in quarantine: that would store the
+    erased visitor's data again, where no export or erasure of the visitor finds it.
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    session_hash = models.CharField(max_length=64)
+    erased_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "session_hash"], name="erased_session_once")]
+
+    def __str__(self) -> str:
+        return f"{self.site_id} {self.session_hash[:12]}"

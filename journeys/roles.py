@@ -37,6 +37,16 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "journeys.quarantinedevent": ("view",),
         "journeys.idempotencyconflict": ("view",),
     },
+    # Answers visitors' requests to see or delete their data: the only role that may
+    # export or erase a visitor (the API and the admin's actions check these rights).
+    "Privacy officers": {
+        "journeys.site": ("view",),
+        "journeys.visitor": ("view", "export", "erase"),
+        "journeys.journeysession": ("view",),
+        "journeys.conversionevent": ("view",),
+        "journeys.quarantinedevent": ("view",),
+        "journeys.idempotencyconflict": ("view",),
+    },
 }
 
 

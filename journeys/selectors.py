@@ -13,6 +13,7 @@ from core.db import prepared_cursor
 from core.hashing import secret_key_hash
 from journeys.intelligence import PathRuleSpec
 from journeys.models import JourneyPathRule, JourneySession, Site, Visitor
+from journeys.visitor_lock import held
 
 PATH_RULES_NAMESPACE = "path-rules"
 SITES_NAMESPACE = "sites"
@@ -159,21 +160,26 @@ def _loaders(hot: bool) -> tuple[_Loader, _Loader]:
 
 
 @functools.cache
-def session_select_sql(extra_columns: tuple[str, ...] = (), lock: bool = False, hot: bool = False) -> str:
+def session_select_sql(
+    extra_columns: tuple[str, ...] = (), lock: bool = False, hot: bool = False, hold: bool = False
+) -> str:
     """``SELECT`` of a session (alias ``s``) and its visitor (``v``) by site and session id,
-    then ``extra_columns`` (SQL expressions over ``s`` and ``v``); ``lock`` locks the
-    session row (not the visitor's); ``hot`` reads only the hot fields. Built once per shape."""
+    then ``extra_columns`` (SQL expressions over ``s`` and ``v``); ``hold`` holds the
+    visitor against erasure (:mod:`journeys.visitor_lock`), ``lock`` does that and locks
+    the session row too; ``hot`` reads only the hot fields. Built once per shape."""
     sessions, visitors = _loaders(hot)
     columns = [*sessions.columns("s"), *visitors.columns("v"), *extra_columns]
     return (
         f"SELECT {', '.join(columns)} FROM {JourneySession._meta.db_table} s "
         f"JOIN {Visitor._meta.db_table} v ON v.id = s.visitor_id "
-        "WHERE s.site_id = %s::bigint AND s.session_id = %s::text" + (" FOR UPDATE OF s" if lock else "")
+        "WHERE s.site_id = %s::bigint AND s.session_id = %s::text"
+        + (f" AND {held('s.visitor_id')}" if hold or lock else "")
+        + (" FOR NO KEY UPDATE OF s" if lock else "")
     )
 
 
 def session_row_for(
-    site: Site, session_id: str, *extra_columns: str, lock: bool = False, hot: bool = False
+    site: Site, session_id: str, *extra_columns: str, lock: bool = False, hot: bool = False, hold: bool = False
 ) -> tuple[JourneySession, tuple] | None:
     """The session with its visitor, and the values of ``extra_columns``: one query.
 
@@ -182,11 +188,12 @@ def session_row_for(
     the instances are the ones ``select_related("visitor")`` would give (with ``hot``,
     the ones ``only()`` of :data:`HOT_SESSION_FIELDS` and :data:`HOT_VISITOR_FIELDS`
     would). Callers add what they need in the same round trip (the decision: the
-    visitor's assignments). ``lock`` (inside a transaction) locks the session row until
-    it ends, as ``select_for_update`` would.
+    visitor's assignments). Inside a transaction, ``hold`` holds the visitor against
+    erasure until it ends (:mod:`journeys.visitor_lock`; None if it was erased while
+    this waited), and ``lock`` also locks the session row, as ``select_for_update`` would.
     """
     with prepared_cursor() as cursor:
-        cursor.execute(session_select_sql(extra_columns, lock, hot), [site.pk, session_id])
+        cursor.execute(session_select_sql(extra_columns, lock, hot, hold), [site.pk, session_id])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -198,9 +205,11 @@ def session_row_for(
     return session, row[end:]
 
 
-def session_for(site: Site, session_id: str, *, lock: bool = False, hot: bool = False) -> JourneySession | None:
+def session_for(
+    site: Site, session_id: str, *, lock: bool = False, hot: bool = False, hold: bool = False
+) -> JourneySession | None:
     """The session with its visitor (see :func:`session_row_for`)."""
-    found = session_row_for(site, session_id, lock=lock, hot=hot)
+    found = session_row_for(site, session_id, lock=lock, hot=hot, hold=hold)
     return found[0] if found is not None else None
 
 

@@ -39,7 +39,9 @@ from django.utils.dateparse import parse_datetime
 from core import hooks
 from core.db import prepared_cursor
 from journeys import intelligence
-from journeys.models import JourneySession
+from journeys.models import JourneySession, Visitor
+from journeys.services.privacy import VisitorErased
+from journeys.visitor_lock import gate_sql
 from personalization.models import Exposure
 from personalization.selectors import (
     ExperimentConfig,
@@ -218,18 +220,24 @@ def _offer_active(offer, now: datetime) -> bool:
 # a caller's (a stage update) it joins it. ``ON CONFLICT`` makes a repeated decision
 # record nothing new. Rows as JSON documents: the text is the same for any decision.
 # It marks the session's rollup key itself (the rollup owner's CTE: core.hooks.rollup_mark_cte).
+# Every row comes through ``held``, the visitor held against erasure before anything is
+# inserted (journeys.visitor_lock): for a visitor erased since the session was read it
+# writes nothing, and says so in its second column.
 @functools.cache
 def decision_write_sql() -> str:
     return f"""
-WITH assigned AS (
+WITH held AS (
+    SELECT v.id FROM {Visitor._meta.db_table} v, LATERAL {gate_sql("v.visitor_id")} AS gate
+    WHERE v.id = %(visitor)s::bigint FOR KEY SHARE OF v
+), assigned AS (
     INSERT INTO personalization_assignment (experiment_id, visitor_id, variant_id, bucket, assigned_at)
-    SELECT t.experiment, %(visitor)s::bigint, t.variant, t.bucket, %(now)s::timestamptz
-    FROM jsonb_to_recordset(%(assignments)s::jsonb) AS t(experiment bigint, variant bigint, bucket float8)
+    SELECT t.experiment, held.id, t.variant, t.bucket, %(now)s::timestamptz
+    FROM held, jsonb_to_recordset(%(assignments)s::jsonb) AS t(experiment bigint, variant bigint, bucket float8)
     ON CONFLICT (experiment_id, visitor_id) DO UPDATE SET variant_id = EXCLUDED.variant_id, bucket = EXCLUDED.bucket
 ), exposed AS (
     INSERT INTO personalization_exposure (session_id, variant_id, experiment_id, variant_version, exposed_at)
     SELECT %(session)s::bigint, t.variant, t.experiment, t.version, %(now)s::timestamptz
-    FROM jsonb_to_recordset(%(shown)s::jsonb) AS t(variant bigint, experiment bigint, version integer)
+    FROM held, jsonb_to_recordset(%(shown)s::jsonb) AS t(variant bigint, experiment bigint, version integer)
     ON CONFLICT (session_id, variant_id) DO NOTHING
 ), recorded AS (
     INSERT INTO personalization_personalizationrecord (
@@ -238,10 +246,10 @@ WITH assigned AS (
     )
     SELECT %(session)s::bigint, 'content', t.strategy, t.variant, t.content, '{{}}'::jsonb, 0, false, t.model,
         %(confidence)s::float8, %(now)s::timestamptz
-    FROM jsonb_to_recordset(%(shown)s::jsonb) AS t(strategy text, variant bigint, content jsonb, model text)
+    FROM held, jsonb_to_recordset(%(shown)s::jsonb) AS t(strategy text, variant bigint, content jsonb, model text)
     ON CONFLICT (session_id, variant_id) WHERE variant_id IS NOT NULL DO NOTHING
 ), {CUE_WRITE_CTES}, {hooks.rollup_mark_cte()}
-SELECT array(SELECT rule_id FROM cue_shown)
+SELECT array(SELECT rule_id FROM cue_shown), EXISTS (SELECT FROM held)
 """
 
 
@@ -253,6 +261,9 @@ def _write(
     now: datetime,
 ) -> list[int]:
     """Record the decision (:func:`decision_write_sql`); the rules whose cues were shown.
+
+    :class:`VisitorErased` (nothing written) when the session's visitor was erased
+    since the session was read.
 
     The rows go as JSON documents: psycopg adapts arrays element by element, which cost
     more Python time than the statement takes in the database.
@@ -285,7 +296,10 @@ def _write(
     }
     with prepared_cursor() as cursor:
         cursor.execute(decision_write_sql(), params)
-        return cursor.fetchone()[0]
+        shown_rules, visitor_held = cursor.fetchone()
+    if not visitor_held:
+        raise VisitorErased(session_id=session.session_id)
+    return shown_rules
 
 
 def optimization_opportunities(session: JourneySession) -> list[dict]:

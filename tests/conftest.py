@@ -78,12 +78,11 @@ def staff_api(site, staff_user) -> APIClient:
     return client
 
 
-@pytest.fixture
-def staff_client_for(staff_user):
-    """``staff_client_for(site)``: a staff token client naming ``site`` (or no site, with None)."""
+def token_client_for(user):
+    """``make(site)``: a token client of ``user`` naming ``site`` (or no site, with None)."""
     from rest_framework.authtoken.models import Token
 
-    token, _ = Token.objects.get_or_create(user=staff_user)
+    token, _ = Token.objects.get_or_create(user=user)
 
     def make(site) -> APIClient:
         client = APIClient()
@@ -94,3 +93,31 @@ def staff_client_for(staff_user):
         return client
 
     return make
+
+
+@pytest.fixture
+def staff_client_for(staff_user):
+    """``staff_client_for(site)``: a staff token client naming ``site`` (or no site, with None)."""
+    return token_client_for(staff_user)
+
+
+@pytest.fixture
+def privacy_officer(db, django_user_model):
+    """A staff user in the "Privacy officers" role: the one that may export and erase visitors."""
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("pia", password="pw-pia-12345", is_staff=True)
+    user.groups.add(Group.objects.get(name="Privacy officers"))
+    return user
+
+
+@pytest.fixture
+def privacy_client_for(privacy_officer):
+    """``privacy_client_for(site)``: a privacy officer's token client naming ``site`` (or no site, with None)."""
+    return token_client_for(privacy_officer)
+
+
+@pytest.fixture
+def privacy_api(site, privacy_client_for) -> APIClient:
+    """A privacy officer's client (token auth) that names the test site with X-Site-Key."""
+    return privacy_client_for(site)

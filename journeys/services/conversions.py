@@ -15,7 +15,9 @@ from django.utils import timezone
 from core import hooks
 from core.hashing import payload_hash
 from journeys.models import STAGE_ORDER, ConversionEvent, IdempotencyConflict, JourneySession, Stage
+from journeys.services.privacy import VisitorErased
 from journeys.services.sessions import stage_advance
+from journeys.visitor_lock import visitor_hold
 
 
 def attribution_snapshot(session: JourneySession, at: datetime) -> dict:
@@ -62,12 +64,16 @@ def conversion_record(
     The first write wins; a repeat with the same payload is a duplicate, one with a
     different payload is logged as a conflict. Conversion types named in
     ``CONVERSION_STAGE_TYPES`` move the session to the ``conversion`` stage.
+    :class:`VisitorErased` (nothing written) when the session's visitor was erased since
+    the session was read (:mod:`journeys.visitor_lock`).
     """
     digest = payload_hash(raw)
     existing = ConversionEvent.objects.filter(site_id=session.site_id, event_id=event_id).first()
     if existing is None:
         try:
             with transaction.atomic():
+                if not visitor_hold(session.visitor_id):
+                    raise VisitorErased(session_id=session.session_id)
                 now = now or timezone.now()
                 conversion = ConversionEvent.objects.create(
                     site_id=session.site_id,

@@ -4,10 +4,12 @@ A batch is validated in plain code (msgspec, no per-object serializers), then wr
 in one transaction:
 
 1. the sessions the batch names are read and locked in id order (so two batches for
-   one session serialize and sequence numbers never collide, and no deadlock);
+   one session serialize and sequence numbers never collide, and no deadlock), each
+   after its visitor is held against erasure (:mod:`journeys.visitor_lock`);
 2. the new rows go in with one binary ``COPY``;
 3. the sessions' touchpoint counters and last activity move in one ``UPDATE``;
-4. rejected events go to the quarantine table, conflicts to the conflict log.
+4. rejected events go to the quarantine table (except those of an erased session,
+   :func:`journeys.services.privacy.sessions_erased`), conflicts to the conflict log.
 
 Idempotency is on ``(site, event_id)``: the first write wins; a repeat with the same
 content is a duplicate, with other content a conflict (logged, not stored). Repeats
@@ -52,6 +54,8 @@ from core.hashing import canonical_json
 from core.json_input import deep_path, json_problem, too_deep, too_large
 from core.serializers import timestamp_window_problem
 from journeys.models import IdempotencyConflict, JourneySession, QuarantinedEvent, Site, Touchpoint
+from journeys.services.privacy import sessions_erased
+from journeys.visitor_lock import gates_pass, held
 
 Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)]
@@ -440,6 +444,8 @@ def _store(
     """One attempt at the transaction; raises ``UniqueViolation`` if an id is stored already."""
     rejected, quarantine = list(rejected), list(quarantine)
     sessions = _lock_sessions(site, {item.event.session_id for item in valid})
+    unknown = {item.event.session_id for item in valid} - sessions.keys()
+    erased = sessions_erased(site=site, session_ids=unknown) if unknown else set()
     known = []
     for item in valid:
         if item.event.session_id in sessions:
@@ -447,7 +453,9 @@ def _store(
         else:
             errors = {"session_id": ["Unknown session for this site."]}
             rejected.append(_rejection(item.index, item.raw, errors))
-            quarantine.append(_quarantined(site, item.index, item.raw, errors, now))
+            # An erased visitor's event is not kept: nothing would ever find it again.
+            if item.event.session_id not in erased:
+                quarantine.append(_quarantined(site, item.index, item.raw, errors, now))
     fresh, duplicates, conflicts = _split_new(site, known, look_up=look_up)
     counts = _copy(site, fresh, sessions, now)
     _bump_sessions(counts)
@@ -483,14 +491,24 @@ def _quarantined(site: Site, index: int, raw: Any, errors: dict, now: datetime) 
 
 
 def _lock_sessions(site: Site, session_ids: set[str]) -> dict[str, list]:
-    """``session_id -> [pk, touchpoints so far]`` for the named sessions, locked."""
+    """``session_id -> [pk, touchpoints so far]`` for the named sessions, locked.
+
+    Two statements: the visitors' erasure gates, in bucket order, then the sessions,
+    each after its visitor is held (:mod:`journeys.visitor_lock`); a session erased while this waited is
+    not returned, so its events are rejected like those of any unknown session.
+    ``NO KEY UPDATE``: batches of one session serialize, while the foreign-key checks of
+    rows other writers add to it (``KEY SHARE``) do not wait for them.
+    """
     if not session_ids:
         return {}
+    params = [site.pk, _array_literal(session_ids)]
+    gates_pass("s.site_id = %s AND s.session_id = ANY(%s::text[])", params)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT session_id, id, total_touchpoints FROM {SESSION_TABLE} "
-            "WHERE site_id = %s AND session_id = ANY(%s::text[]) ORDER BY id FOR UPDATE",
-            [site.pk, _array_literal(session_ids)],
+            f"SELECT session_id, id, total_touchpoints FROM {SESSION_TABLE} s "
+            f"WHERE site_id = %s AND session_id = ANY(%s::text[]) AND {held('s.visitor_id', gate=False)} "
+            "ORDER BY id FOR NO KEY UPDATE",
+            params,
         )
         return {session_id: [pk, total] for session_id, pk, total in cursor.fetchall()}
 

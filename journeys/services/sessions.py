@@ -27,8 +27,9 @@ from journeys.models import (
     Touchpoint,
     Visitor,
 )
-from journeys.selectors import path_rules_for
-from journeys.services.privacy import consent_apply
+from journeys.selectors import path_rules_for, session_for
+from journeys.services.privacy import VisitorErased, consent_apply
+from journeys.visitor_lock import visitor_gate_pass, visitor_hold
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class SessionStartResult:
     conflict: bool
 
 
+@transaction.atomic
 def session_start(*, site: Site, data: SessionStart, now: datetime | None = None) -> SessionStartResult:
     """Start a journey session, or return the existing one for a repeated ``session_id``.
 
@@ -67,16 +69,26 @@ def session_start(*, site: Site, data: SessionStart, now: datetime | None = None
     payload returns the stored session, a repeat with a different payload returns it too
     and logs an :class:`IdempotencyConflict`. Two concurrent first writes are resolved by
     the unique constraint: the loser reads the winner's row.
+
+    The visitor is held against erasure until the caller's transaction ends (a caller
+    that writes the first decision does it in the same transaction). A start that waited
+    for the erasure of its visitor, or names an erased session, starts afresh: a new,
+    empty visitor with this session (:mod:`journeys.visitor_lock`).
     """
     request_hash = payload_hash(data.raw)
-    existing = JourneySession.objects.filter(site=site, session_id=data.session_id).first()
+    existing = session_for(site, data.session_id, hold=True)
     if existing is None:
         try:
             return SessionStartResult(
                 _session_create(site=site, data=data, request_hash=request_hash, now=now), True, False
             )
         except IntegrityError:
-            existing = JourneySession.objects.get(site=site, session_id=data.session_id)
+            # A concurrent first write won; its session, unless erased already (then this one's visitor is new).
+            existing = session_for(site, data.session_id, hold=True)
+            if existing is None:
+                return SessionStartResult(
+                    _session_create(site=site, data=data, request_hash=request_hash, now=now), True, False
+                )
     conflict = existing.request_hash != request_hash
     if conflict:
         IdempotencyConflict.objects.create(
@@ -102,7 +114,11 @@ def _without_raw_fingerprint(raw: Mapping) -> dict:
 @transaction.atomic
 def _session_create(*, site: Site, data: SessionStart, request_hash: str, now: datetime | None) -> JourneySession:
     now = now or timezone.now()
-    visitor, _ = Visitor.objects.select_for_update().get_or_create(site=site, visitor_id=data.visitor_id)
+    # Through the visitor's erasure gate, then FOR NO KEY UPDATE: it serializes this
+    # visitor's session starts and waits for an erasure of the visitor (after which a
+    # fresh visitor is created), not for the writers holding it (journeys.visitor_lock).
+    visitor_gate_pass(data.visitor_id)
+    visitor, _ = Visitor.objects.select_for_update(no_key=True).get_or_create(site=site, visitor_id=data.visitor_id)
     if data.consent_personalization is not None or data.consent_cross_device is not None:
         consent_apply(
             visitor=visitor,
@@ -269,11 +285,19 @@ def stage_advance(
     caller that read ``session`` with its row locked in the current transaction
     (``session_for(..., lock=True)``) says ``locked`` and it is not read again. Moving
     to the stage the session is in is recorded too (the client said it happened).
-    Returns the session as it is now, its visitor loaded.
+    Returns the session as it is now, its visitor loaded. The visitor is held against
+    erasure before the session is locked; :class:`VisitorErased` if it is gone
+    (:mod:`journeys.visitor_lock`).
     """
     now = now or timezone.now()
     if not locked:
-        session = JourneySession.objects.select_for_update(of=("self",)).select_related("visitor").get(pk=session.pk)
+        if not visitor_hold(session.visitor_id):
+            raise VisitorErased(session_id=session.session_id)
+        session = (
+            JourneySession.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("visitor")
+            .get(pk=session.pk)
+        )
     engagement = dict(engagement or {})
     context = dict(context or {})
     probability = hooks.probability_provider(PRIORS).stage_update(session=session, stage=to, engagement=engagement)

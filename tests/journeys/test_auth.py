@@ -1,10 +1,12 @@
 """Who may call what: site keys on browser endpoints, staff auth on staff endpoints; health and schema."""
 
 import pytest
+from django.contrib.auth.models import Group, Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from journeys.models import JourneySession
+from journeys.models import JourneySession, Visitor
+from tests.conftest import token_client_for
 from tests.journeys.helpers import event, move, post_events, row_counts, start
 
 pytestmark = pytest.mark.django_db
@@ -159,16 +161,85 @@ def test_staff_endpoint_with_a_bad_token_is_401(site):
     assert response.json() == {"detail": "Invalid token.", "code": "authentication_failed"}
 
 
-def test_staff_session_login_can_read_the_export(api, site, staff_user):
+def test_privacy_officer_session_login_can_read_the_export(api, site, privacy_officer):
     start(api, "s-1", visitor_id="v-1")
     client = APIClient()
-    client.force_login(staff_user)
+    client.force_login(privacy_officer)
     client.credentials(HTTP_X_SITE_KEY=site.public_key)
 
     response = client.get("/api/v1/visitors/v-1")
 
     assert response.status_code == 200
     assert [s["session_id"] for s in response.json()["sessions"]] == ["s-1"]
+
+
+EXPORT_REFUSED = {
+    "detail": "Exporting a visitor's data needs the permission journeys.export_visitor (the Privacy officers "
+    "role); this account does not have it.",
+    "code": "permission_required",
+    "permission": "journeys.export_visitor",
+}
+ERASE_REFUSED = {
+    "detail": "Erasing a visitor's data needs the permission journeys.erase_visitor (the Privacy officers "
+    "role); this account does not have it.",
+    "code": "permission_required",
+    "permission": "journeys.erase_visitor",
+}
+
+
+@pytest.mark.parametrize("roles", [[], ["Marketers"], ["Approvers"], ["Analysts"], ["Marketers", "Approvers"]])
+def test_staff_without_the_privacy_role_can_neither_export_nor_erase(api, site, django_user_model, roles):
+    # given a visitor, and a staff account in the other roles (or none)
+    start(api, "s-1", visitor_id="v-1")
+    user = django_user_model.objects.create_user("sam", password="pw-sam-12345", is_staff=True)
+    user.groups.set(Group.objects.filter(name__in=roles))
+    client = token_client_for(user)(site)
+    before = row_counts()
+
+    # when it asks for the visitor's data, and to erase it
+    read = client.get("/api/v1/visitors/v-1")
+    erase = client.delete("/api/v1/visitors/v-1")
+
+    # then both are refused naming the permission, and nothing changed
+    assert (read.status_code, read.json()) == (403, EXPORT_REFUSED)
+    assert (erase.status_code, erase.json()) == (403, ERASE_REFUSED)
+    assert row_counts() == before
+    assert Visitor.objects.filter(visitor_id="v-1").count() == 1
+
+
+def test_each_privacy_right_is_checked_on_its_own(api, site, django_user_model):
+    start(api, "s-1", visitor_id="v-1")
+    exporter = django_user_model.objects.create_user("exa", password="pw-exa-12345", is_staff=True)
+    exporter.user_permissions.add(Permission.objects.get(codename="export_visitor"))
+    client = token_client_for(exporter)(site)
+
+    read = client.get("/api/v1/visitors/v-1")
+    erase = client.delete("/api/v1/visitors/v-1")
+
+    assert read.status_code == 200
+    assert (erase.status_code, erase.json()) == (403, ERASE_REFUSED)
+    assert Visitor.objects.filter(visitor_id="v-1").count() == 1
+
+
+def test_superuser_and_privacy_officer_may_export_and_erase(api, site, django_user_model, privacy_client_for):
+    start(api, "s-1", visitor_id="v-1")
+    start(api, "s-2", visitor_id="v-2")
+    root = django_user_model.objects.create_superuser("root", password="pw-root-12345")
+
+    assert token_client_for(root)(site).get("/api/v1/visitors/v-1").status_code == 200
+    assert token_client_for(root)(site).delete("/api/v1/visitors/v-1").status_code == 204
+    assert privacy_client_for(site).get("/api/v1/visitors/v-2").status_code == 200
+    assert privacy_client_for(site).delete("/api/v1/visitors/v-2").status_code == 204
+    assert Visitor.objects.count() == 0
+
+
+def test_only_the_privacy_officers_role_holds_the_privacy_rights():
+    rights = Permission.objects.filter(
+        content_type__app_label="journeys", codename__in=["export_visitor", "erase_visitor"]
+    )
+    assert rights.count() == 2
+    for right in rights:
+        assert list(right.group_set.values_list("name", flat=True)) == ["Privacy officers"]
 
 
 def test_healthz_is_200():

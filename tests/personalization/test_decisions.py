@@ -211,7 +211,7 @@ def test_the_decision_statements_are_prepared_once_per_connection(api, hero):
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
-    assert any(statement.lstrip().startswith("WITH assigned AS") for statement in prepared)
+    assert any(statement.lstrip().startswith("WITH held AS") for statement in prepared)
     assert any(
         statement.startswith('SELECT s."id"') and "personalization_assignment" in statement for statement in prepared
     )

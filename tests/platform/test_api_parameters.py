@@ -43,12 +43,12 @@ def test_nul_in_the_session_id_of_the_url_is_refused_naming_it(api):
     assert row_counts() == before
 
 
-def test_nul_in_the_visitor_id_of_the_url_is_refused_naming_it(api, staff_api):
+def test_nul_in_the_visitor_id_of_the_url_is_refused_naming_it(api, privacy_api):
     start(api, "s-1", visitor_id="v-1")
     before = row_counts()
 
-    export = staff_api.get("/api/v1/visitors/v-1%00")
-    erase = staff_api.delete("/api/v1/visitors/v-1%00")
+    export = privacy_api.get("/api/v1/visitors/v-1%00")
+    erase = privacy_api.delete("/api/v1/visitors/v-1%00")
 
     assert (export.status_code, export.json()) == (400, {"visitor_id": REFUSED})
     assert (erase.status_code, erase.json()) == (400, {"visitor_id": REFUSED})

@@ -161,7 +161,7 @@ class Command(BaseCommand):
             shop_url=shop_url,
             site=site,
             logins=[
-                (ADMIN_USERNAME, password, password_note, "superuser; approves"),
+                (ADMIN_USERNAME, password, password_note, "superuser; approves, exports and erases visitors"),
                 (MARKETER_USERNAME, marketer_password, marketer_note, "Marketers; edits and submits"),
             ],
             token=token,

@@ -27,9 +27,11 @@ from personalization.services.scarcity.evidence import live_evidence
 # session is not held out. ``cue_shown`` returns the rules shown. The ledger row commits
 # with the decision, before the answer that shows the cue is sent. The rows come as one
 # JSON document (:func:`cue_write_params`), so the text is the same for any number of cues.
+# They come through the statement's ``held`` CTE (the session's visitor, held against
+# erasure: :mod:`journeys.visitor_lock`), so nothing is written for an erased session.
 CUE_WRITE_CTES = f"""
 cue_wanted AS (
-    SELECT * FROM jsonb_to_recordset(%(cues)s::jsonb) AS t(
+    SELECT t.* FROM held, jsonb_to_recordset(%(cues)s::jsonb) AS t(
         rule_id bigint, in_holdout boolean, bucket float8, rule_version integer, trigger_type text, text text,
         evidence jsonb, measured_at timestamptz, ends_at timestamptz)
 ), cue_inserted AS (

@@ -50,28 +50,45 @@ def scarcity_sensitivity_learn(*, now: datetime | None = None, limit: int = 5000
     session order), so it stays in [0, 1] and recent sessions weigh most. Only
     visitors with personalization consent learn; without it the ledger rows are
     marked as scored and nothing about the visitor changes. Returns the sessions scored.
+
+    Safe to run twice at once: one transaction first claims up to ``limit`` visitors
+    with pending responses (``FOR NO KEY UPDATE SKIP LOCKED``: a concurrent run skips
+    them), then reads their pending claims, so a run that claims a visitor after another
+    committed finds nothing left to score. Each session moves its visitor exactly one
+    step. The visitor is locked before its claims, in the order an erasure locks them
+    (:mod:`journeys.visitor_lock`), and the lock does not block the visitor's traffic.
     """
     now = now or timezone.now()
-    pending = ClaimLedger.objects.filter(scored_at__isnull=True).filter(
-        Q(session__ended_at__isnull=False) | Q(shown_at__lt=now - timedelta(hours=RESPONSE_HOURS))
-    )
-    firsts = dict(
-        pending.values("session_id").annotate(first=Min("shown_at")).values_list("session_id", "first")[:limit]
-    )
-    if not firsts:
-        return 0
-    conversions = ConversionEvent.objects.filter(
-        session_id__in=list(firsts), type__in=settings.CONVERSION_STAGE_TYPES
-    ).values_list("session_id", "converted_at")
-    responded = {session_id for session_id, at in conversions if at >= firsts[session_id]}
-    sessions = JourneySession.objects.filter(pk__in=list(firsts)).order_by("started_at", "id")
+    responded_by = Q(session__ended_at__isnull=False) | Q(shown_at__lt=now - timedelta(hours=RESPONSE_HOURS))
+    pending = ClaimLedger.objects.filter(scored_at__isnull=True).filter(responded_by)
     with transaction.atomic():
+        claimed = list(
+            Visitor.objects.filter(pk__in=pending.values("session__visitor_id"))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+            .select_for_update(no_key=True, skip_locked=True)
+        )
+        if not claimed:
+            return 0
+        firsts = dict(
+            pending.filter(session__visitor_id__in=claimed)
+            .values("session_id")
+            .annotate(first=Min("shown_at"))
+            .values_list("session_id", "first")
+        )
+        if not firsts:
+            return 0
+        conversions = ConversionEvent.objects.filter(
+            session_id__in=list(firsts), type__in=settings.CONVERSION_STAGE_TYPES
+        ).values_list("session_id", "converted_at")
+        responded = {session_id for session_id, at in conversions if at >= firsts[session_id]}
         visitors = {
             visitor.pk: visitor
-            for visitor in Visitor.objects.select_for_update().filter(
-                pk__in=sessions.values("visitor_id"), consent_personalization=True
+            for visitor in Visitor.objects.filter(pk__in=claimed, consent_personalization=True).only(
+                "scarcity_sensitivity"
             )
         }
+        sessions = JourneySession.objects.filter(pk__in=list(firsts)).order_by("started_at", "id")
         for session_id, visitor_id in sessions.values_list("pk", "visitor_id"):
             visitor = visitors.get(visitor_id)
             if visitor is None:

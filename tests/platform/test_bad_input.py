@@ -1066,7 +1066,7 @@ def test_touchpoints_stored_before_the_window_with_unreadable_timestamps_move_to
 
     from django.db import connection
 
-    migration = import_module("journeys.migrations.0006_quarantine_unreadable_touchpoints")
+    migration = import_module("journeys.migrations.0008_quarantine_unreadable_touchpoints")
     assert api.post(EVENTS, {"events": [event(SESSION)]}, format="json").json()["accepted"] == 1
     session = JourneySession.objects.get(session_id=SESSION)
     Touchpoint.objects.create(  # as the API stored it before timestamps were bounded

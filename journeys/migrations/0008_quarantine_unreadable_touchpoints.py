@@ -41,7 +41,7 @@ def quarantine_unreadable(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("journeys", "0005_site_origins_and_secret_key"),
+        ("journeys", "0007_privacy_permissions"),
     ]
 
     operations = [

@@ -270,7 +270,6 @@ def kill_during_rollup(deployment: Deployment, kill):
     return result
 
 
-@pytest.mark.xfail(strict=True, reason="needs h-erase: visitor_erase takes no lock the writers wait on")
 def test_erase_racing_the_visitors_traffic(deployment, durations):
     visitor = f"v-erase-{uuid.uuid4().hex[:8]}"
     traffic = traffic_for(deployment, visitor=visitor, threads=3)

@@ -157,6 +157,28 @@ def totals(table: Table) -> dict:
     )
 
 
+def automated(table: Table, *, excluded: bool) -> dict:
+    """``automated_sessions``: their total as a tile, saying whether the page's other numbers
+    leave them out, and a bar per reason."""
+    note = "excluded from every other number" if excluded else "included in the other numbers"
+    tile = go.Indicator(
+        mode="number",
+        value=sum(values(table, "sessions")),
+        title={"text": f"Automated sessions<br><span style='font-size:0.75em;color:#666'>{note}</span>"},
+        domain={"x": [0, 0.3], "y": [0, 1]},
+    )
+    per_reason = go.Bar(
+        x=values(table, "sessions"), y=values(table, "reason"), orientation="h", name="sessions", showlegend=False
+    )
+    return _figure(
+        [tile, per_reason],
+        height=max(180, 60 + 28 * len(table.rows)),
+        margin={"l": 10, "r": 20, "t": 30, "b": 40},
+        xaxis={**_axis("sessions"), "domain": [0.5, 1]},
+        yaxis={"automargin": True, "autorange": "reversed"},
+    )
+
+
 def over_time(table: Table) -> dict:
     """``overview_timeseries``: sessions and conversions, conversion rate, revenue; one panel each, days shared."""
     figure = make_subplots(

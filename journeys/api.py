@@ -19,6 +19,7 @@ from journeys.authentication import (
     SiteKeyAuthentication,
     site_from_header,
 )
+from journeys.clients import client_address
 from journeys.decisions import decision_for
 from journeys.models import Visitor
 from journeys.selectors import session_for
@@ -153,6 +154,9 @@ class SessionStartApi(SiteApi):
                 consent_cross_device=consent.get("cross_device"),
                 metadata=data["metadata"],
                 raw=request.data,
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                webdriver=data["device"]["webdriver"],
+                client_address=client_address(request),
             ),
         )
         session = result.session

@@ -6,7 +6,10 @@ import functools
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection
+from django.db.models import CharField, Count, Q, QuerySet, Value
+from django.db.models.functions import Cast, Coalesce, Concat, NullIf
 
 from core.config_cache import VersionedCache
 from core.db import prepared_cursor
@@ -236,3 +239,38 @@ def session_timeline(session: JourneySession) -> list[dict]:
         )
     items.sort(key=lambda item: item["at"])
     return items
+
+
+# --- whom the statistics count -------------------------------------------------------------
+
+
+def human_sessions(field: str = "session") -> Q:
+    """The rows the statistics count: those of sessions a person started, i.e. all but the
+    automated ones (crawlers, headless browsers: :mod:`journeys.automation`), unless
+    ``AUTOMATED_SESSIONS_EXCLUDED`` is off. ``field`` names the session: ``"session"`` on
+    a table that has one, ``"pk"`` on sessions themselves. The automated sessions are read
+    from their partial index (``session_automated``), so the filter costs little however
+    many sessions there are.
+    """
+    if not settings.AUTOMATED_SESSIONS_EXCLUDED:
+        return Q()
+    return ~Q(**{f"{field}__in": JourneySession.objects.exclude(automated="").values("pk")})
+
+
+def human_sessions_sql(column: str) -> str:
+    """:func:`human_sessions` in SQL, on a column holding a session id (``s.id``, ``e.session_id``)."""
+    if not settings.AUTOMATED_SESSIONS_EXCLUDED:
+        return "TRUE"
+    return f"{column} NOT IN (SELECT id FROM {JourneySession._meta.db_table} WHERE automated <> '')"
+
+
+def people_count(sessions: QuerySet[JourneySession]) -> int:
+    """How many people ``sessions`` are, for claims such as "12 people viewed this".
+
+    Only sessions a person started count (:func:`human_sessions`), and one client address
+    is one person however many sessions or visitor ids it sent (a flood, or a NAT's
+    visitors: never more people than there were); a session without a recorded address
+    counts by its visitor.
+    """
+    person = Coalesce(NullIf("client_hash", Value("")), Concat(Value("visitor:"), Cast("visitor_id", CharField())))
+    return sessions.filter(human_sessions("pk")).aggregate(people=Count(person, distinct=True))["people"]

@@ -16,6 +16,8 @@ from core import hooks
 from core.db import prepared_cursor
 from core.hashing import keyed_hash, payload_hash
 from journeys import intelligence
+from journeys.automation import automated_reason
+from journeys.clients import address_hash
 from journeys.models import (
     STAGE_ORDER,
     IdempotencyConflict,
@@ -50,6 +52,10 @@ class SessionStart:
     consent_cross_device: bool | None = None
     metadata: Mapping = field(default_factory=dict)
     raw: Mapping = field(default_factory=dict)
+    # Of the call, not of the body: who sent it (journeys.automation, journeys.clients).
+    user_agent: str = ""
+    webdriver: bool = False
+    client_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,8 @@ def _session_create(*, site: Site, data: SessionStart, request_hash: str, now: d
         intent_signals=intent,
         metadata=dict(data.metadata),
         request_hash=request_hash,
+        automated=automated_reason(user_agent=data.user_agent, webdriver=data.webdriver),
+        client_hash=address_hash(data.client_address),
     )
     StageTransition.objects.create(
         session=session,

@@ -5,12 +5,17 @@ rests on, and stores it with its measurement time in PostgreSQL (:class:`RuleEvi
 the latest per rule) and in Redis (one key per rule). What "viewed the offer" and
 "purchased it today" mean:
 
-- *viewed*: a distinct session that, inside the window, was shown a live variant
-  carrying the offer (an :class:`Exposure`, recorded by the decision engine itself)
-  or sent a touchpoint whose ``interaction_data.sku`` is the offer's SKU (received
-  inside the window, by server time). The visitor's own session may be among them.
-- *purchased today*: ``purchase`` conversions whose ``product.sku`` is the offer's
-  SKU, since midnight (``TIME_ZONE``), counted as orders.
+- *viewed*: the people (:func:`journeys.selectors.people_count`) of the sessions that,
+  inside the window, were shown a live variant carrying the offer (an
+  :class:`Exposure`, recorded by the decision engine itself) or sent a touchpoint whose
+  ``interaction_data.sku`` is the offer's SKU (received inside the window, by server
+  time). The visitor's own session may be among them.
+- *purchased today*: the people of the sessions with a ``purchase`` conversion whose
+  ``product.sku`` is the offer's SKU, since midnight (``TIME_ZONE``).
+
+Both claims say "people": sessions of crawlers and headless browsers do not count, and
+one client address counts once however many sessions, visitor ids or page views it sent,
+so a flood from one address, or a crawler's visits, never raise a count.
 - stock: the offer's ``stock_remaining`` and ``restock_at``, measured when the shop
   last reported it (``stock_updated_at``), not when the worker copied it.
 - deadline, flash sale: the offer's approved ``starts_at``/``ends_at``/discount.
@@ -25,10 +30,12 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
+from django.db.models import Q
 from django.utils import timezone
 
 from core.config_cache import VersionedCache, bump
-from journeys.models import ConversionEvent, Touchpoint
+from journeys.models import ConversionEvent, JourneySession, Touchpoint
+from journeys.selectors import people_count
 from personalization.models import ContentVariant, Exposure, Offer, RuleEvidence, ScarcityRule, Status, TriggerType
 from personalization.services.scarcity.config import (
     RuleConfig,
@@ -50,20 +57,22 @@ def today_start(now: datetime) -> datetime:
 
 
 def viewers_count(*, offer_id: int, site_id: int, sku: str, since: datetime, until: datetime) -> int:
-    """Distinct sessions that viewed the offer in ``[since, until]`` (module docstring)."""
+    """People who viewed the offer in ``[since, until]`` (module docstring)."""
     exposed = Exposure.objects.filter(
         variant__published__offer=offer_id, exposed_at__gte=since, exposed_at__lte=until
     ).values("session_id")
     touched = Touchpoint.objects.filter(
         site_id=site_id, received_at__gte=since, received_at__lte=until, interaction_data__sku=sku
     ).values("session_id")
-    return exposed.union(touched).count()
+    return people_count(JourneySession.objects.filter(Q(pk__in=exposed) | Q(pk__in=touched)))
 
 
 def purchases_count(*, site_id: int, sku: str, since: datetime, until: datetime) -> int:
-    return ConversionEvent.objects.filter(
+    """People who bought the offer's SKU in ``[since, until]`` (module docstring)."""
+    bought = ConversionEvent.objects.filter(
         site_id=site_id, type="purchase", product__sku=sku, converted_at__gte=since, converted_at__lte=until
-    ).count()
+    ).values("session_id")
+    return people_count(JourneySession.objects.filter(pk__in=bought))
 
 
 def _audience_of(offer_id: int, site_id: int) -> tuple[bool, list[int]]:

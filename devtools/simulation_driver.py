@@ -6,6 +6,7 @@ Used by ``manage.py simulate`` and the conversion-model benchmark.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -93,8 +94,18 @@ class Report:
         ]
 
 
+RATE_LIMITED_RETRIES = 20
+
+
 def _post(client: httpx.Client, path: str, body: dict, *, expect: tuple[int, ...]) -> dict:
     response = client.post(path, json=body)
+    # Simulated visitors share one address: over its rate limit, wait as told and resend
+    # the identical request (every call is idempotent or a read).
+    for _ in range(RATE_LIMITED_RETRIES):
+        if response.status_code != 429:
+            break
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+        response = client.post(path, json=body)
     if response.status_code not in expect:
         raise ApiError(f"POST {path} answered {response.status_code}: {response.text[:500]}")
     try:

@@ -22,6 +22,7 @@ from journeys.authentication import (
 from journeys.clients import client_address
 from journeys.decisions import decision_for
 from journeys.models import Visitor
+from journeys.rate_limits import browser_call_admit
 from journeys.selectors import session_for
 from journeys.serializers import ConsentSetIn, ConversionIn, IdentifyIn, SessionStartIn, StageUpdateIn
 from journeys.services.conversions import conversion_record
@@ -56,6 +57,10 @@ class SiteApi(ApiView):
     authentication_classes = [SiteKeyAuthentication]
     permission_classes = [HasSiteKey]
     parser_classes = [StorableJSONParser, PlainTextJSONParser]
+
+    def check_throttles(self, request):
+        """The rate limits of :mod:`journeys.rate_limits`, once the key and origin are accepted."""
+        request.flooding = browser_call_admit(site_id=request.site.pk, address=client_address(request))
 
     def session_or_404(self, request, session_id: str, *, lock: bool = False, hot: bool = False):
         return self.found_or_404(session_for(request.site, session_id, lock=lock, hot=hot), session_id)
@@ -156,6 +161,7 @@ class SessionStartApi(SiteApi):
                 raw=request.data,
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
                 webdriver=data["device"]["webdriver"],
+                flooding=request.flooding,
                 client_address=client_address(request),
             ),
         )

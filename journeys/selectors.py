@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import CharField, Count, Q, QuerySet, Value
-from django.db.models.functions import Cast, Coalesce, Concat, NullIf
+from django.db.models import Q, QuerySet
 
 from core.config_cache import VersionedCache
 from core.db import prepared_cursor
@@ -264,13 +263,33 @@ def human_sessions_sql(column: str) -> str:
     return f"{column} NOT IN (SELECT id FROM {JourneySession._meta.db_table} WHERE automated <> '')"
 
 
-def people_count(sessions: QuerySet[JourneySession]) -> int:
-    """How many people ``sessions`` are, for claims such as "12 people viewed this".
+def people_count(views: QuerySet) -> int:
+    """How many people made ``views``, for claims such as "12 people viewed this".
 
-    Only sessions a person started count (:func:`human_sessions`), and one client address
-    is one person however many sessions or visitor ids it sent (a flood, or a NAT's
-    visitors: never more people than there were); a session without a recorded address
-    counts by its visitor.
+    ``views`` holds one row per view (or order), its ``session_id`` the only column
+    (``.values("session_id")``, unions of such querysets included). A person is a client
+    address: however many sessions, visitor ids or page views an address sent, it counts
+    once (a NAT's visitors too: never more people than there were); a session recorded
+    without an address counts by its visitor. Left out entirely:
+
+    - sessions a person did not start (:func:`human_sessions`: crawlers, headless
+      browsers, floods);
+    - an address with more than ``SOCIAL_PROOF_MAX_VISITORS_PER_ADDRESS`` visitors among
+      the views, or a person with more than ``SOCIAL_PROOF_MAX_VIEWS_PER_PERSON`` views:
+      that volume marks a flood (or a NAT too busy to tell), which must not raise a count.
     """
-    person = Coalesce(NullIf("client_hash", Value("")), Concat(Value("visitor:"), Cast("visitor_id", CharField())))
-    return sessions.filter(human_sessions("pk")).aggregate(people=Count(person, distinct=True))["people"]
+    views_sql, params = views.query.sql_with_params()
+    sessions = JourneySession._meta.db_table
+    sql = f"""
+WITH per_session AS (SELECT v.session_id, count(*) AS views FROM ({views_sql}) v GROUP BY v.session_id)
+SELECT count(*) FROM (
+    SELECT 1
+    FROM per_session p JOIN {sessions} s ON s.id = p.session_id
+    WHERE {human_sessions_sql("s.id")}
+    GROUP BY coalesce(nullif(s.client_hash, ''), 'visitor:' || s.visitor_id::text)
+    HAVING count(DISTINCT s.visitor_id) <= %s AND sum(p.views) <= %s
+) people"""
+    limits = [settings.SOCIAL_PROOF_MAX_VISITORS_PER_ADDRESS, settings.SOCIAL_PROOF_MAX_VIEWS_PER_PERSON]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *limits])
+        return cursor.fetchone()[0]

@@ -13,9 +13,11 @@ the latest per rule) and in Redis (one key per rule). What "viewed the offer" an
 - *purchased today*: the people of the sessions with a ``purchase`` conversion whose
   ``product.sku`` is the offer's SKU, since midnight (``TIME_ZONE``).
 
-Both claims say "people": sessions of crawlers and headless browsers do not count, and
-one client address counts once however many sessions, visitor ids or page views it sent,
-so a flood from one address, or a crawler's visits, never raise a count.
+Both claims say "people": sessions of crawlers, headless browsers and floods do not
+count, one client address counts once however many sessions, visitor ids or page views
+it sent, and an address or person whose volume marks a flood counts as nobody
+(:func:`journeys.selectors.people_count`): a flood from one address, or a crawler's
+visits, never raise a count.
 - stock: the offer's ``stock_remaining`` and ``restock_at``, measured when the shop
   last reported it (``stock_updated_at``), not when the worker copied it.
 - deadline, flash sale: the offer's approved ``starts_at``/``ends_at``/discount.
@@ -30,11 +32,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import Q
 from django.utils import timezone
 
 from core.config_cache import VersionedCache, bump
-from journeys.models import ConversionEvent, JourneySession, Touchpoint
+from journeys.models import ConversionEvent, Touchpoint
 from journeys.selectors import people_count
 from personalization.models import ContentVariant, Exposure, Offer, RuleEvidence, ScarcityRule, Status, TriggerType
 from personalization.services.scarcity.config import (
@@ -64,15 +65,16 @@ def viewers_count(*, offer_id: int, site_id: int, sku: str, since: datetime, unt
     touched = Touchpoint.objects.filter(
         site_id=site_id, received_at__gte=since, received_at__lte=until, interaction_data__sku=sku
     ).values("session_id")
-    return people_count(JourneySession.objects.filter(Q(pk__in=exposed) | Q(pk__in=touched)))
+    return people_count(exposed.union(touched, all=True))
 
 
 def purchases_count(*, site_id: int, sku: str, since: datetime, until: datetime) -> int:
     """People who bought the offer's SKU in ``[since, until]`` (module docstring)."""
-    bought = ConversionEvent.objects.filter(
-        site_id=site_id, type="purchase", product__sku=sku, converted_at__gte=since, converted_at__lte=until
-    ).values("session_id")
-    return people_count(JourneySession.objects.filter(pk__in=bought))
+    return people_count(
+        ConversionEvent.objects.filter(
+            site_id=site_id, type="purchase", product__sku=sku, converted_at__gte=since, converted_at__lte=until
+        ).values("session_id")
+    )
 
 
 def _audience_of(offer_id: int, site_id: int) -> tuple[bool, list[int]]:

@@ -22,7 +22,7 @@ from journeys.authentication import (
 from journeys.clients import client_address
 from journeys.decisions import decision_for
 from journeys.models import Visitor
-from journeys.rate_limits import browser_call_admit
+from journeys.rate_limits import RateLimited, browser_call_admit
 from journeys.selectors import session_for
 from journeys.serializers import ConsentSetIn, ConversionIn, IdentifyIn, SessionStartIn, StageUpdateIn
 from journeys.services.conversions import conversion_record
@@ -61,6 +61,13 @@ class SiteApi(ApiView):
     def check_throttles(self, request):
         """The rate limits of :mod:`journeys.rate_limits`, once the key and origin are accepted."""
         request.flooding = browser_call_admit(site_id=request.site.pk, address=client_address(request))
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(exc, RateLimited):
+            # Logged once per bucket and window (journeys.rate_limits), not once per refused call of a flood.
+            response._has_been_logged = True
+        return response
 
     def session_or_404(self, request, session_id: str, *, lock: bool = False, hot: bool = False):
         return self.found_or_404(session_for(request.site, session_id, lock=lock, hot=hot), session_id)

@@ -170,11 +170,12 @@ def automated(table: Table, *, excluded: bool) -> dict:
     per_reason = go.Bar(
         x=values(table, "sessions"), y=values(table, "reason"), orientation="h", name="sessions", showlegend=False
     )
+    most = max(values(table, "sessions"), default=0)
     return _figure(
         [tile, per_reason],
-        height=max(180, 60 + 28 * len(table.rows)),
-        margin={"l": 10, "r": 20, "t": 30, "b": 40},
-        xaxis={**_axis("sessions"), "domain": [0.5, 1]},
+        height=max(200, 80 + 28 * len(table.rows)),
+        margin={"l": 10, "r": 20, "t": 70, "b": 40},
+        xaxis={**_axis("sessions"), "domain": [0.5, 1], "tick0": 0, "dtick": max(1, -(-most // 5))},
         yaxis={"automargin": True, "autorange": "reversed"},
     )
 

@@ -172,8 +172,8 @@ def automated_section(filters: Filters) -> Section:
     excluded = settings.AUTOMATED_SESSIONS_EXCLUDED
     return Section(
         title="Crawlers and headless browsers",
-        intro="Sessions started by a known crawler (its user agent), a headless browser, or a browser driven by "
-        "automation (navigator.webdriver). "
+        intro="Sessions started by a known crawler (its user agent), a headless browser, a browser driven by "
+        "automation (navigator.webdriver), or an address flooding the API (over its rate limit). "
         + (
             "They are left out of every other number of the dashboards, of experiment results and of social proof."
             if excluded

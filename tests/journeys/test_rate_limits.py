@@ -80,6 +80,17 @@ def test_an_address_over_its_limit_gets_429_with_retry_after_and_nothing_is_writ
     assert start_from(api, "s-neighbour", "198.51.100.8").status_code == 201
 
 
+def test_a_flood_is_logged_once_per_window_not_once_per_refused_call(limits, api, site, caplog):
+    caplog.set_level("WARNING")
+
+    answers = [start_from(api, f"s-{index}", "198.51.100.7").status_code for index in range(10)]
+
+    assert answers == [201] * 3 + [429] * 7
+    assert [(r.name, r.getMessage()) for r in caplog.records if r.levelname == "WARNING"] == [
+        ("journeys.rate_limits", f"Site {site.pk}: address rate limit reached (3 requests per 60 s)")
+    ]
+
+
 def test_the_address_limit_is_per_site(limits, site, other_site, client_for):
     for index in range(3):
         assert start_from(client_for(site), f"s-{index}", "198.51.100.7").status_code == 201

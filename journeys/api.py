@@ -278,6 +278,7 @@ class StageUpdateApi(SiteApi):
             ),
             401: doc.SITE_KEY_UNAUTHORIZED,
             403: doc.forbidden(doc.ORIGIN_NOT_ALLOWED),
+            429: doc.RATE_LIMITED,
             413: OpenApiResponse(
                 doc.BatchErrorOut,
                 description="Over a limit (`batch_too_large`, `too_many_events`, or `event_too_large` with the "

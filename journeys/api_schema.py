@@ -98,6 +98,12 @@ STAFF_UNAUTHORIZED = unauthorized(
     "no staff token or session (`not_authenticated`), or an invalid token (`authentication_failed`)"
 )
 SESSION_NOT_FOUND = not_found("session_not_found", "no session with this `session_id` on this site.")
+RATE_LIMITED = OpenApiResponse(
+    ErrorOut,
+    description="Over a rate limit, nothing written: `rate_limited_address` (calls from this client address to "
+    "the site) or `rate_limited_site` (calls with the site's key). `Retry-After` says in how many seconds the "
+    "window turns.",
+)
 
 
 def browser_errors(*, not_found: OpenApiResponse | None = SESSION_NOT_FOUND, forbidden_codes=()) -> dict:
@@ -106,6 +112,7 @@ def browser_errors(*, not_found: OpenApiResponse | None = SESSION_NOT_FOUND, for
         400: BAD_REQUEST,
         401: SITE_KEY_UNAUTHORIZED,
         403: forbidden(ORIGIN_NOT_ALLOWED, *forbidden_codes),
+        429: RATE_LIMITED,
     }
     if not_found is not None:
         responses[404] = not_found

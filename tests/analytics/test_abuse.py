@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
 from analytics import queries
+from analytics.conversion_training import training_data
 from analytics.filters import filters_parse
 from analytics.models import AutomatedSessionDaily, SessionDaily, VariantDaily
 from analytics.rollups import ALL_ROLLUP_MODELS, rollups_recompute, rollups_update
 from core.rate_limits import counter
-from journeys.models import JourneySession, Touchpoint
+from journeys.models import JourneySession, StageTransition, Touchpoint
 from personalization.models import Experiment, Exposure, TriggerType
 from personalization.services.optimizer import experiment_results
 from personalization.services.scarcity.evidence import scarcity_evidence_refresh
-from tests.journeys.helpers import event
+from tests.journeys.helpers import JourneySessionFactory, event
 from tests.journeys.test_automation import CHROME, GOOGLEBOT, HEADLESS
 from tests.personalization.helpers import created, make_people
 from tests.personalization.scarcity_helpers import approve, carrying_variant, cues, live_offer, make_rule
@@ -224,3 +226,19 @@ def test_ten_thousand_page_views_under_the_limit_raise_no_count(api, site, shop)
     assert Touchpoint.objects.filter(session__session_id="s-reloader").count() == PAGE_VIEWS
     assert not JourneySession.objects.exclude(automated="").exists()
     assert (cue["message"], cue["evidence"]["count"]) == ("4 people viewed this in the last hour", 4)
+
+
+def test_the_conversion_model_trains_on_the_peoples_sessions_only(site):
+    ended = timezone.now() - timedelta(hours=2)
+    people = [JourneySessionFactory(site=site, started_at=ended, last_activity_at=ended, ended_at=ended)]
+    JourneySessionFactory(site=site, started_at=ended, last_activity_at=ended, ended_at=ended, automated="flood")
+    JourneySessionFactory(
+        site=site, started_at=ended, last_activity_at=ended, ended_at=ended, automated="crawler:Googlebot"
+    )
+
+    for session in JourneySession.objects.filter(site=site):
+        StageTransition.objects.create(session=session, to_stage="awareness", conversion_probability=0.1)
+
+    data = training_data(site_id=site.pk, now=timezone.now())
+
+    assert {row.session_id for row in data.rows} == {session.session_id for session in people}

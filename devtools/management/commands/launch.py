@@ -297,8 +297,12 @@ class Command(BaseCommand):
             ("worker", [python, "-m", "celery", "-A", "config", "worker", "--concurrency", "2", "-l", level]),
             ("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", level, "--schedule", str(schedule)]),
         ]
+        # Only this machine reaches a server on a loopback address, so it may believe one
+        # X-Forwarded-For hop: ``simulate``'s visitors keep their own addresses (README).
+        local = host in ("127.0.0.1", "localhost", "::1") and "RATE_LIMIT_TRUSTED_PROXIES" not in os.environ
+        web_env = {"RATE_LIMIT_TRUSTED_PROXIES": "1"} if local else None
         for name, argv in specs:
-            self.start_child(children, name, argv)
+            self.start_child(children, name, argv, env=web_env if name == "web" else None)
 
     def start_child(self, children: list[Child], name: str, argv: list[str], env: dict | None = None) -> None:
         child = Child(name, argv, cwd=settings.BASE_DIR, out=self.say, env={**plain_http_environment(), **(env or {})})

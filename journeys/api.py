@@ -272,9 +272,10 @@ class StageUpdateApi(SiteApi):
         responses={
             200: doc.EventsIngestOut,
             400: OpenApiResponse(
-                doc.BatchErrorOut,
+                doc.BatchBadRequestOut,
                 description="The body is not an object with a non-empty `events` list (`invalid`, naming `field`), "
-                "or not JSON (`parse_error`). Nothing written.",
+                "or not JSON (`parse_error`); or a query parameter holds text that cannot be stored "
+                '(`{"name": ["reason"]}`). Nothing written.',
             ),
             401: doc.SITE_KEY_UNAUTHORIZED,
             403: doc.forbidden(doc.ORIGIN_NOT_ALLOWED),

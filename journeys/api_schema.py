@@ -330,6 +330,14 @@ class BatchErrorOut(ErrorOut):
     index = serializers.IntegerField(required=False, help_text="The oversized event's position.")
 
 
+# The batch's own refusals, or a query parameter PostgreSQL cannot store (``ApiView``).
+BatchBadRequestOut = PolymorphicProxySerializer(
+    component_name="BatchBadRequest",
+    serializers=[BatchErrorOut, FieldErrors],
+    resource_type_field_name=None,
+)
+
+
 class ExposedVariantOut(serializers.Serializer):
     variant = serializers.CharField()
     version = serializers.IntegerField()

@@ -9,8 +9,8 @@ counted per request whatever it carries (:mod:`core.rate_limits`):
   it shields the engine and the other sites from one key's traffic.
 
 Over a limit the call is refused with 429, ``Retry-After`` (seconds until the window
-turns) and the code ``rate_limited_address`` or ``rate_limited_site``; nothing is read
-or written. CORS preflights are answered before this and never count.
+turns) and the code ``rate_limited_address`` or ``rate_limited_site``; nothing the call
+sent is read or written. CORS preflights are answered before this and never count.
 
 An address over its limit is a *flood* for ``RATE_LIMIT_FLOOD_SECONDS`` (an hour): its
 sessions of that hour are marked automated (``flood``), and so are those it starts in

@@ -245,7 +245,7 @@ def session_timeline(session: JourneySession) -> list[dict]:
 
 def human_sessions(field: str = "session") -> Q:
     """The rows the statistics count: those of sessions a person started, i.e. all but the
-    automated ones (crawlers, headless browsers: :mod:`journeys.automation`), unless
+    automated ones (crawlers, headless browsers, floods: :mod:`journeys.automation`), unless
     ``AUTOMATED_SESSIONS_EXCLUDED`` is off. ``field`` names the session: ``"session"`` on
     a table that has one, ``"pk"`` on sessions themselves. The automated sessions are read
     from their partial index (``session_automated``), so the filter costs little however

@@ -194,6 +194,29 @@ def totals(table: Table, *, definition: str) -> dict:
     )
 
 
+def automated(table: Table, *, excluded: bool) -> dict:
+    """``automated_sessions``: their total as a tile, saying whether the page's other numbers
+    leave them out, and a bar per reason."""
+    note = "excluded from every other number" if excluded else "included in the other numbers"
+    tile = go.Indicator(
+        mode="number",
+        value=sum(values(table, "sessions")),
+        title={"text": f"Automated sessions<br><span style='font-size:0.75em;color:#666'>{note}</span>"},
+        domain={"x": [0, 0.3], "y": [0, 1]},
+    )
+    per_reason = go.Bar(
+        x=values(table, "sessions"), y=values(table, "reason"), orientation="h", name="sessions", showlegend=False
+    )
+    most = max(values(table, "sessions"), default=0)
+    return _figure(
+        [tile, per_reason],
+        height=max(200, 80 + 28 * len(table.rows)),
+        margin={"l": 10, "r": 20, "t": 70, "b": 40},
+        xaxis={**_axis("sessions"), "domain": [0.5, 1], "tick0": 0, "dtick": max(1, -(-most // 5))},
+        yaxis={"automargin": True, "autorange": "reversed"},
+    )
+
+
 def over_time(table: Table, *, currency: str = "") -> dict:
     """``overview_timeseries``: sessions and converted sessions, conversion rate, revenue; a panel each, days shared."""
     figure = make_subplots(

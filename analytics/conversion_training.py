@@ -43,6 +43,7 @@ from core.config_cache import VersionedCache, bump
 from core.conversion_model import Metrics
 from journeys import intelligence
 from journeys.models import ConversionEvent, JourneySession, Site, StageTransition
+from journeys.selectors import human_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,12 @@ def training_data(*, site_id: int, now: datetime) -> TrainingData:
         .values("converted_at")[:1]
     )
     cutoff = now - timedelta(days=TRAINING_WINDOW_DAYS)
+    # A crawler's or a flood's sessions never convert: they would teach the model that nobody does.
     sessions = {
         values["pk"]: values
-        for values in JourneySession.objects.filter(site_id=site_id, ended_at__isnull=False, started_at__gte=cutoff)
+        for values in JourneySession.objects.filter(
+            human_sessions("pk"), site_id=site_id, ended_at__isnull=False, started_at__gte=cutoff
+        )
         .annotate(converted_at=Subquery(first_conversion))
         .order_by("-started_at", "-pk")
         .values(

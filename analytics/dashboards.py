@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -177,8 +178,34 @@ def overview_sections(filters: Filters) -> list[Section]:
                     show_numbers=True,
                 ),
             ],
-        )
+        ),
+        automated_section(filters),
     ]
+
+
+def automated_section(filters: Filters) -> Section:
+    """The sessions of crawlers and headless browsers, apart from the people's."""
+    excluded = settings.AUTOMATED_SESSIONS_EXCLUDED
+    return Section(
+        title="Crawlers and headless browsers",
+        intro="Sessions started by a known crawler (its user agent), a headless browser, a browser driven by "
+        "automation (navigator.webdriver), or an address flooding the API (over its rate limit). "
+        + (
+            "They are left out of every other number of the dashboards, of experiment results and of social proof."
+            if excluded
+            else "AUTOMATED_SESSIONS_EXCLUDED is off: they are counted with everyone else's."
+        ),
+        charts=[
+            Chart(
+                "overview-automated",
+                "Automated sessions " + ("(excluded)" if excluded else "(included)") + ", per reason",
+                partial(queries.automated_sessions, filters),
+                partial(charts.automated, excluded=excluded),
+                empty="No automated sessions in this range.",
+                show_numbers=True,
+            )
+        ],
+    )
 
 
 # --- journeys -------------------------------------------------------------------------------

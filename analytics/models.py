@@ -257,3 +257,29 @@ class PersonalizationDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.personalization_type}/{self.strategy}: {self.applications}"
+
+
+class AutomatedSessionDaily(models.Model):
+    """Sessions of crawlers and headless browsers per start day, dimensions and reason
+    (``JourneySession.automated``): the sessions every other rollup leaves out (unless
+    ``AUTOMATED_SESSIONS_EXCLUDED`` is off), counted here so the overview shows them apart."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    journey_path = models.CharField(max_length=50)
+    device_type = models.CharField(max_length=10)
+    persona = models.CharField(max_length=50)
+    reason = models.CharField(max_length=50)
+    sessions = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "day", "journey_path", "device_type", "persona", "reason"],
+                name="automated_session_daily_key",
+            )
+        ]
+        indexes = [models.Index(fields=["day"], name="automated_session_daily_day")]
+
+    def __str__(self) -> str:
+        return f"{self.site_id} {self.day} {self.reason}: {self.sessions}"

@@ -16,6 +16,8 @@ Conventions, the same in every table:
   (:data:`CONVERSION_DEFINITION`), so tiles and funnel agree; elsewhere it is a session
   with at least one conversion event (or of the goal named).
 - ``revenue`` is a ``Decimal``, the sum of conversion values as recorded.
+- Sessions of crawlers and headless browsers are left out of every table but
+  :func:`automated_sessions` (``analytics.rollups``).
 - Filters: ``date_from``/``date_to`` inclusive, then site, device, path and persona
   when given. A persona of ``""`` means "no persona assigned".
 """
@@ -30,7 +32,14 @@ from django.conf import settings
 from django.db.models import Q, Sum
 
 from analytics.filters import Filters
-from analytics.models import PersonalizationDaily, ScarcityRuleDaily, SessionDaily, StageFlowDaily, VariantDaily
+from analytics.models import (
+    AutomatedSessionDaily,
+    PersonalizationDaily,
+    ScarcityRuleDaily,
+    SessionDaily,
+    StageFlowDaily,
+    VariantDaily,
+)
 from analytics.tables import Table
 from core import statistics
 from journeys.models import ConversionEvent, Stage
@@ -509,9 +518,21 @@ def personalization_performance(filters: Filters) -> Table:
     )
 
 
+def automated_sessions(filters: Filters) -> Table:
+    """Sessions of crawlers and headless browsers, per reason (``crawler:<name>``,
+    ``headless:<name>``, ``webdriver``), by sessions descending: the sessions every other
+    table leaves out (unless ``AUTOMATED_SESSIONS_EXCLUDED`` is off).
+
+    Columns: ``reason``, ``sessions``.
+    """
+    rows = [(row["reason"], row["sessions"]) for row in _sums(AutomatedSessionDaily, filters, ["reason"], ["sessions"])]
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    return Table("automated_sessions", "Automated sessions", ["reason", "sessions"], rows)
+
+
 # The tables of each ``GET /api/v1/analytics/<page>`` endpoint, in page order.
 PAGES: dict[str, list] = {
-    "overview": [overview_totals, overview_timeseries, funnel, paths_compared],
+    "overview": [overview_totals, overview_timeseries, funnel, paths_compared, automated_sessions],
     "funnel": [funnel],
     "timeseries": [overview_timeseries, cross_device_share],
     "journeys": [stage_flows, paths_compared, time_to_convert, cross_device_share, persona_mix],

@@ -43,6 +43,12 @@ all for one session: they append their one mark themselves (:data:`SELF_MARKING_
 and the triggers skip that statement, instead of every table's trigger appending the
 same mark (migration ``0004_rollup_marks_by_writer``).
 
+Sessions of crawlers and headless browsers (``JourneySession.automated``) are counted
+in :class:`AutomatedSessionDaily` only; every other table leaves them out, with their
+transitions, conversions, exposures and cues (:func:`journeys.selectors.human_sessions`),
+unless ``AUTOMATED_SESSIONS_EXCLUDED`` is off. Changing that setting changes what later
+runs write; ``rollups_recompute`` rebuilds the past with it.
+
 Raw touchpoints are not read at all (a session's ``total_touchpoints`` is), so the
 retention purge (``analytics.retention``) cannot change any rollup, now or in a later
 recompute of an old day, and it marks nothing dirty.
@@ -61,6 +67,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.models import (
+    AutomatedSessionDaily,
     PersonalizationDaily,
     RollupDirtyDay,
     RollupRun,
@@ -69,6 +76,7 @@ from analytics.models import (
     StageFlowDaily,
     VariantDaily,
 )
+from journeys.selectors import human_sessions_sql
 
 # A statement that writes rows of one session marks the session's key itself, once,
 # and the raw tables' triggers skip it (migration ``0004_rollup_marks_by_writer``).
@@ -83,6 +91,7 @@ RUN_HISTORY = timedelta(days=7)
 RUN_WORK_MEM = "64MB"
 ROLLUP_LOCK = 0x524F4C4C5550  # "ROLLUP": one rollup writer at a time
 ROLLUP_MODELS = [SessionDaily, StageFlowDaily, VariantDaily, ScarcityRuleDaily, PersonalizationDaily]
+ALL_ROLLUP_MODELS = [AutomatedSessionDaily, *ROLLUP_MODELS]
 DIMENSIONS = "s.site_id, s.day, s.journey_path, s.device_type, s.persona"
 
 
@@ -104,7 +113,7 @@ DROP_TEMP_SQL = "DROP TABLE IF EXISTS pg_temp.rollup_keys, pg_temp.rollup_sessio
 SESSIONS_SQL = """
 CREATE TEMP TABLE rollup_sessions ON COMMIT DROP AS
 SELECT s.id, s.site_id, k.day, s.journey_path, s.device_type, s.persona_type AS persona, s.returning,
-       s.cross_device_link_id, s.total_touchpoints, s.max_stage, s.started_at
+       s.cross_device_link_id, s.total_touchpoints, s.max_stage, s.started_at, s.automated
 FROM rollup_keys k
 JOIN journeys_journeysession s
   ON s.site_id = k.site_id
@@ -112,6 +121,16 @@ JOIN journeys_journeysession s
  AND s.started_at < ((k.day + 1)::timestamp AT TIME ZONE 'UTC');
 CREATE INDEX ON rollup_sessions (id);
 ANALYZE rollup_sessions;
+"""
+
+# The automated sessions of the keys, counted apart before the other tables leave them out.
+AUTOMATED_SQL = f"""
+INSERT INTO {AutomatedSessionDaily._meta.db_table} (
+    site_id, day, journey_path, device_type, persona, reason, sessions)
+SELECT {DIMENSIONS}, s.automated, count(*)
+FROM rollup_sessions s
+WHERE s.automated <> ''
+GROUP BY {DIMENSIONS}, s.automated
 """
 
 # Per rollup table: the INSERT ... SELECT that recomputes its rows for rollup_sessions.
@@ -231,9 +250,14 @@ def _recompute_keys(cursor, *, interrupt_after: type | None = None) -> int:
     if not keys:
         return 0
     cursor.execute(SESSIONS_SQL)
-    for model in ROLLUP_MODELS:
+    for model in ALL_ROLLUP_MODELS:
         table = model._meta.db_table
         cursor.execute(f"DELETE FROM {table} r USING rollup_keys k WHERE r.site_id = k.site_id AND r.day = k.day")
+        if model is AutomatedSessionDaily:
+            cursor.execute(AUTOMATED_SQL)
+            # Every table after it counts only the sessions a person started.
+            cursor.execute(f"DELETE FROM rollup_sessions WHERE NOT ({human_sessions_sql('id')})")
+            continue
         cursor.execute(RECOMPUTE_SQL[model])
         if model is interrupt_after:
             raise RollupInterrupted(f"interrupted after {table} (test hook)")
@@ -291,7 +315,7 @@ def rollups_recompute(
     where = " AND ".join(conditions)
     sources = [
         "SELECT DISTINCT site_id, (started_at AT TIME ZONE 'UTC')::date AS day FROM journeys_journeysession",
-        *(f"SELECT DISTINCT site_id, day FROM {model._meta.db_table}" for model in ROLLUP_MODELS),
+        *(f"SELECT DISTINCT site_id, day FROM {model._meta.db_table}" for model in ALL_ROLLUP_MODELS),
     ]
     union = " UNION ".join(f"SELECT site_id, day FROM ({source}) x WHERE {where}" for source in sources)
     with transaction.atomic(), connection.cursor() as cursor:

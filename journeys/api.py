@@ -26,8 +26,10 @@ from journeys.authentication import (
     SiteKeyAuthentication,
     site_from_header,
 )
+from journeys.clients import client_address
 from journeys.decisions import decision_for
 from journeys.models import Visitor
+from journeys.rate_limits import RateLimited, browser_call_admit
 from journeys.selectors import session_for
 from journeys.serializers import ConsentSetIn, ConversionIn, IdentifyIn, SessionStartIn, StageUpdateIn
 from journeys.services.conversions import conversion_record
@@ -70,6 +72,10 @@ class SiteApi(ApiView):
     permission_classes = [HasSiteKey]
     parser_classes = [StorableJSONParser, PlainTextJSONParser]
 
+    def check_throttles(self, request):
+        """The rate limits of :mod:`journeys.rate_limits`, once the key and origin are accepted."""
+        request.flooding = browser_call_admit(site_id=request.site.pk, address=client_address(request))
+
     def session_or_404(self, request, session_id: str, *, lock: bool = False, hot: bool = False):
         return self.found_or_404(session_for(request.site, session_id, lock=lock, hot=hot), session_id)
 
@@ -85,7 +91,11 @@ class SiteApi(ApiView):
         # as the same request is a moment later, for a session the site no longer has.
         if isinstance(exc, VisitorErased):
             exc = _session_not_found(exc.session_id)
-        return super().handle_exception(exc)
+        response = super().handle_exception(exc)
+        if isinstance(exc, RateLimited):
+            # Logged once per bucket and window (journeys.rate_limits), not once per refused call of a flood.
+            response._has_been_logged = True
+        return response
 
     @staticmethod
     def valid(serializer_class, data) -> dict:
@@ -176,6 +186,10 @@ class SessionStartApi(SiteApi):
             consent_cross_device=consent.get("cross_device"),
             metadata=data["metadata"],
             raw=request.data,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            webdriver=data["device"]["webdriver"],
+            flooding=request.flooding,
+            client_address=client_address(request),
         )
         # The start and its first decision commit together: the visitor is held against
         # erasure in between (journeys.visitor_lock).
@@ -285,13 +299,15 @@ class StageUpdateApi(SiteApi):
         responses={
             200: doc.EventsIngestOut,
             400: OpenApiResponse(
-                doc.BatchErrorOut,
+                doc.BatchBadRequestOut,
                 description="The body is not an object with a non-empty `events` list (`invalid`, naming `field`), "
                 "not UTF-8 or not JSON (`parse_error`, `field`: `body`), or nested too deep to read (`too_deep`, "
-                "with the event's `index`). Nothing written.",
+                "with the event's `index`); or a query parameter holds text that cannot be stored "
+                '(`{"name": ["reason"]}`). Nothing written.',
             ),
             401: doc.SITE_KEY_UNAUTHORIZED,
             403: doc.forbidden(doc.ORIGIN_NOT_ALLOWED),
+            429: doc.RATE_LIMITED,
             413: OpenApiResponse(
                 doc.BatchErrorOut,
                 description="Over a limit (`batch_too_large`, `too_many_events`, or `event_too_large` with the "

@@ -132,6 +132,12 @@ STAFF_UNAUTHORIZED = unauthorized(
     "no staff token or session (`not_authenticated`), or an invalid token (`authentication_failed`)"
 )
 SESSION_NOT_FOUND = not_found("session_not_found", "no session with this `session_id` on this site.")
+RATE_LIMITED = OpenApiResponse(
+    ErrorOut,
+    description="Over a rate limit, nothing written: `rate_limited_address` (calls from this client address to "
+    "the site) or `rate_limited_site` (calls with the site's key). `Retry-After` says in how many seconds the "
+    "window turns.",
+)
 
 
 def browser_errors(*, not_found: OpenApiResponse | None = SESSION_NOT_FOUND, forbidden_codes=()) -> dict:
@@ -142,6 +148,7 @@ def browser_errors(*, not_found: OpenApiResponse | None = SESSION_NOT_FOUND, for
         403: forbidden(ORIGIN_NOT_ALLOWED, *forbidden_codes),
         413: BODY_TOO_LARGE,
         415: UNSUPPORTED_MEDIA_TYPE,
+        429: RATE_LIMITED,
     }
     if not_found is not None:
         responses[404] = not_found
@@ -371,6 +378,14 @@ class BatchErrorOut(ErrorOut):
 
     field = serializers.CharField(required=False, help_text="The top-level field at fault.")
     index = serializers.IntegerField(required=False, help_text="The oversized event's position.")
+
+
+# The batch's own refusals, or a query parameter PostgreSQL cannot store (``ApiView``).
+BatchBadRequestOut = PolymorphicProxySerializer(
+    component_name="BatchBadRequest",
+    serializers=[BatchErrorOut, FieldErrors],
+    resource_type_field_name=None,
+)
 
 
 class ExposedVariantOut(serializers.Serializer):

@@ -189,6 +189,22 @@ class JourneySession(models.Model):
         CrossDeviceLink, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
     )
     request_hash = models.CharField(max_length=64, help_text="Hash of the start request, for idempotency.")
+    automated = models.CharField(
+        max_length=50,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Why a program, not a person, started it (a crawler or headless browser); empty for a person. "
+        "Left out of statistics unless AUTOMATED_SESSIONS_EXCLUDED is off.",
+    )
+    client_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Keyed hash of the client address at start (IPv6: its /64), never the address: social proof "
+        "counts one person per address.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -210,6 +226,8 @@ class JourneySession(models.Model):
         indexes = [
             models.Index(fields=["site", "-started_at"], name="session_site_started"),
             models.Index(fields=["last_activity_at"], name="session_open_activity", condition=Q(ended_at__isnull=True)),
+            # The few automated sessions, which statistics leave out (``human_sessions``).
+            models.Index(fields=["id"], name="session_automated", condition=~Q(automated="")),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,9 @@ import functools
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection
+from django.db.models import Q, QuerySet
 
 from core.config_cache import VersionedCache
 from core.db import prepared_cursor
@@ -245,3 +247,58 @@ def session_timeline(session: JourneySession) -> list[dict]:
         )
     items.sort(key=lambda item: item["at"])
     return items
+
+
+# --- whom the statistics count -------------------------------------------------------------
+
+
+def human_sessions(field: str = "session") -> Q:
+    """The rows the statistics count: those of sessions a person started, i.e. all but the
+    automated ones (crawlers, headless browsers, floods: :mod:`journeys.automation`), unless
+    ``AUTOMATED_SESSIONS_EXCLUDED`` is off. ``field`` names the session: ``"session"`` on
+    a table that has one, ``"pk"`` on sessions themselves. The automated sessions are read
+    from their partial index (``session_automated``), so the filter costs little however
+    many sessions there are.
+    """
+    if not settings.AUTOMATED_SESSIONS_EXCLUDED:
+        return Q()
+    return ~Q(**{f"{field}__in": JourneySession.objects.exclude(automated="").values("pk")})
+
+
+def human_sessions_sql(column: str) -> str:
+    """:func:`human_sessions` in SQL, on a column holding a session id (``s.id``, ``e.session_id``)."""
+    if not settings.AUTOMATED_SESSIONS_EXCLUDED:
+        return "TRUE"
+    return f"{column} NOT IN (SELECT id FROM {JourneySession._meta.db_table} WHERE automated <> '')"
+
+
+def people_count(views: QuerySet) -> int:
+    """How many people made ``views``, for claims such as "12 people viewed this".
+
+    ``views`` holds one row per view (or order), its ``session_id`` the only column
+    (``.values("session_id")``, unions of such querysets included). A person is a client
+    address: however many sessions, visitor ids or page views an address sent, it counts
+    once (a NAT's visitors too: never more people than there were); a session recorded
+    without an address counts by its visitor. Left out entirely:
+
+    - sessions a person did not start (:func:`human_sessions`: crawlers, headless
+      browsers, floods);
+    - an address with more than ``SOCIAL_PROOF_MAX_VISITORS_PER_ADDRESS`` visitors among
+      the views, or a person with more than ``SOCIAL_PROOF_MAX_VIEWS_PER_PERSON`` views:
+      that volume marks a flood (or a NAT too busy to tell), which must not raise a count.
+    """
+    views_sql, params = views.query.sql_with_params()
+    sessions = JourneySession._meta.db_table
+    sql = f"""
+WITH per_session AS (SELECT v.session_id, count(*) AS views FROM ({views_sql}) v GROUP BY v.session_id)
+SELECT count(*) FROM (
+    SELECT 1
+    FROM per_session p JOIN {sessions} s ON s.id = p.session_id
+    WHERE {human_sessions_sql("s.id")}
+    GROUP BY coalesce(nullif(s.client_hash, ''), 'visitor:' || s.visitor_id::text)
+    HAVING count(DISTINCT s.visitor_id) <= %s AND sum(p.views) <= %s
+) people"""
+    limits = [settings.SOCIAL_PROOF_MAX_VISITORS_PER_ADDRESS, settings.SOCIAL_PROOF_MAX_VIEWS_PER_PERSON]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *limits])
+        return cursor.fetchone()[0]

@@ -16,6 +16,12 @@ class DeviceIn(StrictSerializer):
     fingerprint = serializers.CharField(
         max_length=500, required=False, allow_blank=True, default="", help_text="Stored only as a keyed hash."
     )
+    webdriver = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="`navigator.webdriver`: the browser is driven by automation (Playwright, Puppeteer, Selenium). "
+        "The session is marked automated and left out of statistics.",
+    )
 
 
 class PersonaIn(StrictSerializer):

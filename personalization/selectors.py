@@ -21,7 +21,7 @@ from django.utils import timezone
 from core import statistics
 from core.config_cache import VersionedCache
 from journeys.models import ConversionEvent, JourneySession, Site
-from journeys.selectors import session_row_for
+from journeys.selectors import human_sessions, session_row_for
 from personalization.models import (
     ClaimLedger,
     ContentVariant,
@@ -291,9 +291,10 @@ def scarcity_effectiveness(
     the experiments': relative lift with its delta-method and always-valid intervals,
     the Bayesian credible interval, and the chance that the cue beats the holdout;
     ``p_value_holm`` adjusts the p-value by Holm over the site's rules.
+    Sessions of crawlers and headless browsers are left out, as in the rollups.
     """
-    claims = ClaimLedger.objects.filter(rule__site=site)
-    members = HoldoutMembership.objects.filter(rule__site=site)
+    claims = ClaimLedger.objects.filter(human_sessions(), rule__site=site)
+    members = HoldoutMembership.objects.filter(human_sessions(), rule__site=site)
     if since is not None:
         claims = claims.filter(shown_at__gte=since)
         members = members.filter(assigned_at__gte=since)

@@ -183,6 +183,7 @@ def visitor_export(*, visitor: Visitor) -> dict | None:
                 "ended_at": session.ended_at,
                 "current_stage": session.current_stage,
                 "journey_path": session.journey_path,
+                "automated": session.automated,
                 "persona": {"type": session.persona_type, "confidence": session.persona_confidence},
                 "conversion_probability": session.conversion_probability,
                 "entry_point": session.entry_point,

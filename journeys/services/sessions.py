@@ -17,6 +17,8 @@ from core import hooks
 from core.db import prepared_cursor
 from core.hashing import keyed_hash, payload_hash
 from journeys import intelligence
+from journeys.automation import FLOOD, automated_reason
+from journeys.clients import address_hash
 from journeys.models import (
     STAGE_ORDER,
     IdempotencyConflict,
@@ -52,6 +54,11 @@ class SessionStart:
     consent_cross_device: bool | None = None
     metadata: Mapping = field(default_factory=dict)
     raw: Mapping = field(default_factory=dict)
+    # Of the call, not of the body: who sent it (journeys.automation, journeys.clients).
+    user_agent: str = ""
+    webdriver: bool = False
+    flooding: bool = False  # the address went over its rate limit lately (journeys.rate_limits)
+    client_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,8 @@ def _session_create(*, site: Site, data: SessionStart, request_hash: str, now: d
         intent_signals=intent,
         metadata=dict(data.metadata),
         request_hash=request_hash,
+        automated=automated_reason(user_agent=data.user_agent, webdriver=data.webdriver, flooding=data.flooding),
+        client_hash=address_hash(data.client_address),
     )
     StageTransition.objects.create(
         session=session,
@@ -341,6 +350,20 @@ def stage_advance(
     )
     hooks.feed("stage_changed", transition=transition, session=session)
     return session
+
+
+def sessions_mark_flood(*, site_id: int, client_hash: str, since: datetime) -> int:
+    """Mark the sessions the address ``client_hash`` started on the site since ``since`` as
+    automated (``flood``), unless marked already: one UPDATE. Returns how many it marked.
+
+    Their rollup days are marked dirty by the session table's trigger, so the next rollup
+    run leaves them out; the optimizer and social proof read the mark as it is.
+    """
+    if not client_hash:
+        return 0
+    return JourneySession.objects.filter(
+        site_id=site_id, client_hash=client_hash, started_at__gte=since, automated=""
+    ).update(automated=FLOOD, updated_at=timezone.now())
 
 
 # One batch of idle-session closing: pick the oldest idle open sessions, skipping rows a

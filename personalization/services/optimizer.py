@@ -2,7 +2,8 @@
 
 Counts. An arm's *exposures* are the distinct sessions with an :class:`Exposure` of the
 experiment and the arm's variant (an exposure row is already the first one of its
-session and variant); its *conversions* are those exposed sessions that have a
+session and variant), sessions of crawlers and headless browsers left out
+(:func:`journeys.selectors.human_sessions`); its *conversions* are those exposed sessions that have a
 :class:`ConversionEvent` of the experiment's primary goal at or after that exposure.
 Counts come from one ``GROUP BY`` query for any number of experiments, so a pass costs
 a constant number of queries per chunk of experiments, never one per session.
@@ -85,6 +86,7 @@ from core import hooks, statistics
 from core.config_cache import bump
 from core.statistics import Arm
 from journeys.models import ConversionEvent, JourneySession
+from journeys.selectors import human_sessions_sql
 from personalization.models import (
     Allocation,
     ApprovalRequest,
@@ -195,6 +197,7 @@ _PROPOSALS = OptimizationProposal._meta.db_table
 # ``exposures_since`` count only visitors assigned since then. ``periods`` holds, for the
 # bandits given, the sorted times their weights changed (applied reweights and pauses):
 # an exposure's period is how many of them came at or before it (``width_bucket``).
+# Only sessions a person started count (``{human}``: :func:`journeys.selectors.human_sessions_sql`).
 _COUNTS_SQL = f"""
 WITH since AS (
     SELECT * FROM unnest(%(since_ids)s::bigint[], %(since_at)s::timestamptz[]) AS t(experiment_id, at)
@@ -222,7 +225,7 @@ JOIN {_EXPERIMENTS} x ON x.id = e.experiment_id
 LEFT JOIN last_conversion lc ON lc.session_id = e.session_id AND lc.type = x.primary_goal
 LEFT JOIN since s ON s.experiment_id = e.experiment_id
 LEFT JOIN periods p ON p.experiment_id = e.experiment_id
-WHERE e.experiment_id = ANY(%(ids)s)
+WHERE e.experiment_id = ANY(%(ids)s) AND {{human}}
 GROUP BY e.experiment_id, e.variant_id, 3
 """
 _CHANGE_KINDS = [ProposalKind.REWEIGHT, ProposalKind.PAUSE_VARIANT, ProposalKind.RESUME_VARIANT]
@@ -260,7 +263,7 @@ def _counts_for(experiments: Sequence[Experiment]) -> dict[int, ExperimentCounts
         # chunk's rows fit a hash aggregate in memory rather than a sort on disk.
         cursor.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)")
         cursor.execute(
-            _COUNTS_SQL,
+            _COUNTS_SQL.format(human=human_sessions_sql("e.session_id")),
             {
                 "ids": ids,
                 "since_ids": [pk for pk, _ in since],

@@ -99,7 +99,7 @@
     try { host = new URL(D.referrer).hostname; } catch {}
     const entry = { source: (utm.utm_source || sourceOf(host)).toLowerCase().slice(0, 50), url: url.origin + url.pathname };
     if (utm.utm_campaign) entry.campaign = utm.utm_campaign;
-    const body = { session_id: sess.id, visitor_id: visitorId, device: { type: deviceType() }, entry_point: entry, consent: { ...cons }, slots: slotKeys };
+    const body = { session_id: sess.id, visitor_id: visitorId, device: { type: deviceType(), ...(N.webdriver && { webdriver: true }) }, entry_point: entry, consent: { ...cons }, slots: slotKeys };
     if (cons.personalization) {
       body.device.screen = screen.width + "x" + screen.height;
       entry.url = location.href;
@@ -111,7 +111,9 @@
   }
 
   // A simple request (no preflight); keepalive lets a small call finish after unload.
+  // Retry-After (429, 503) holds all calls until then.
   async function post(path, body) {
+    if (get("h") > now()) return { ok: false, status: 429, data: null };
     body = json(body);
     const r = await fetch(API + path + QUERY, {
       method: "POST",
@@ -121,7 +123,8 @@
       keepalive: bytes(body) < BEACON_BYTES,
       signal: AbortSignal.timeout?.(15000),
     });
-    let data = null;
+    let data = null, wait = r.headers.get("Retry-After");
+    if (wait && !r.ok) set("h", now() + 1000 * wait);
     try { data = await r.json(); } catch {}
     return { ok: r.ok, status: r.status, data };
   }
@@ -245,7 +248,7 @@
       conv = {};
       if (stopped) return;
       fails++;
-      timer = setTimeout(() => { timer = 0; send(); }, Math.min(60000, 1000 * 2 ** fails) * (0.5 + Math.random() / 2));
+      timer = setTimeout(() => { timer = 0; send(); }, Math.max(get("h") - now(), Math.min(60000, 1000 * 2 ** fails) * (0.5 + Math.random() / 2)));
     }
   }
 
@@ -260,7 +263,7 @@
 
   // Kept until a fetch acknowledges it: a resend is a duplicate.
   function beacon() {
-    if (stopped || !N.sendBeacon) return;
+    if (stopped || !N.sendBeacon || get("h") > now()) return;
     const blob = (v) => new Blob([json(v)], { type: TEXT });
     for (const k of keys("c:")) {
       const c = get(k);

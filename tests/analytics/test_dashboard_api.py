@@ -60,7 +60,7 @@ def test_overview_returns_the_pages_tables_with_exact_numbers(staff_api, rolled_
         "persona": None,
     }
     tables = body["tables"]
-    assert list(tables) == ["overview_totals", "overview_timeseries", "funnel", "paths_compared"]
+    assert list(tables) == ["overview_totals", "overview_timeseries", "funnel", "paths_compared", "automated_sessions"]
     assert tables["overview_totals"]["columns"] == [
         "sessions",
         "conversions",

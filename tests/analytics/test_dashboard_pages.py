@@ -83,6 +83,7 @@ def test_each_chart_csv_is_exactly_its_table(staff_client, site, api):
         "overview-timeseries": queries.overview_timeseries(filters),
         "overview-funnel": queries.funnel(filters),
         "overview-paths": queries.paths_compared(filters),
+        "overview-automated": queries.automated_sessions(filters),
     }
 
     html = staff_client.get("/dashboards/", {"site": site.pk}).content.decode()

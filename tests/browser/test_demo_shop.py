@@ -78,6 +78,8 @@ def test_a_visit_to_the_demo_shop_is_personalized_converts_and_keeps_the_stock_c
         hero.and_(page.locator("[data-journey-variant]")).wait_for()
         session_id = page.evaluate("journey.sessionId")
         session = JourneySession.objects.get(site=site, session_id=session_id)
+        # headless Chromium says so (and sends navigator.webdriver): marked, left out of the statistics
+        assert session.automated == "headless:HeadlessChrome"
         [served] = session.exposures.filter(variant__slot__key="hero").select_related("variant")
         assert served.experiment.key == "hero-test"
         assert hero.get_attribute("data-journey-variant") == served.variant.key
@@ -152,10 +154,11 @@ def test_a_visit_to_the_demo_shop_is_personalized_converts_and_keeps_the_stock_c
         assert aurora.stock_confirmed_by == f"stock feed ({secret_key[:7]}…)"
         assert browser_errors == []
 
-    # and: the overview dashboard, rolled up, counts the visit with the history
+    # and: the overview dashboard, rolled up, counts the history and shows this headless visit apart
     rollups_update()
     today = timezone.now().date()
-    window = JourneySession.objects.filter(site=site, started_at__date__gte=today - timedelta(days=29))
+    window = JourneySession.objects.filter(site=site, started_at__date__gte=today - timedelta(days=29), automated="")
+    assert not window.filter(pk=session.pk).exists()
     revenue = ConversionEvent.objects.filter(session__in=window).aggregate(total=Sum("value"))["total"]
     assert SessionDaily.objects.filter(site=site, day=today).aggregate(n=Sum("sessions"))["n"] == (
         window.filter(started_at__date=today).count()
@@ -164,4 +167,7 @@ def test_a_visit_to_the_demo_shop_is_personalized_converts_and_keeps_the_stock_c
     tiles = {t["title"]["text"]: t["value"] for t in traces(staff_page, "overview-totals")}
     assert tiles["Sessions"] == window.count()
     assert tiles["Revenue"] == float(revenue)
+    automated = traces(staff_page, "overview-automated")
+    assert automated[0]["value"] == 1
+    assert (automated[1]["y"], automated[1]["x"]) == (["headless:HeadlessChrome"], [1])
     screenshot(staff_page, "dashboard-after-demo-visit")

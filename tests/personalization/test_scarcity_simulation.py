@@ -65,7 +65,12 @@ def _stock_at(timeline: list[tuple], moment) -> int:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_no_cue_shown_to_simulated_traffic_contradicts_its_evidence(live_server, django_user_model, monkeypatch):
+def test_no_cue_shown_to_simulated_traffic_contradicts_its_evidence(
+    live_server, django_user_model, monkeypatch, settings
+):
+    # each simulated visitor calls from its own address (X-Forwarded-For, as behind a proxy):
+    # social proof counts them as the people they are
+    settings.RATE_LIMIT_TRUSTED_PROXIES = 1
     clock = Clock(monkeypatch)
     first_phase = plan_visitors(seed=SEEDS[0], visitors=VISITORS, anchor=timezone.now())
     assert any(s.truth.purchased for v in first_phase for s in v.sessions)  # purchases to count in phase 2

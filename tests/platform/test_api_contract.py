@@ -96,7 +96,15 @@ def _connection_kept_across_requests():
 
 
 @pytest.fixture
-def api_schema(contract_site, privacy_officer, _connection_kept_across_requests):
+def _without_rate_limits(settings):
+    """Schemathesis sends some 1,300 browser calls from one address within a minute or two;
+    the rate limits have tests of their own (tests/journeys/test_rate_limits.py)."""
+    settings.RATE_LIMIT_ADDRESS_REQUESTS = 0
+    settings.RATE_LIMIT_SITE_REQUESTS = 0
+
+
+@pytest.fixture
+def api_schema(contract_site, privacy_officer, _connection_kept_across_requests, _without_rate_limits):
     # A staff account that may call every staff operation, the visitor export and erasure included.
     token = Token.objects.create(user=privacy_officer).key
     public_key = contract_site.public_key

@@ -300,8 +300,12 @@ class Command(BaseCommand):
             ("worker-batch", self.worker_argv(settings.QUEUE_BATCH, concurrency=2, level=level)),
             ("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", level, "--schedule", str(schedule)]),
         ]
+        # Only this machine reaches a server on a loopback address, so it may believe one
+        # X-Forwarded-For hop: ``simulate``'s visitors keep their own addresses (README).
+        local = host in ("127.0.0.1", "localhost", "::1") and "RATE_LIMIT_TRUSTED_PROXIES" not in os.environ
+        web_env = {"RATE_LIMIT_TRUSTED_PROXIES": "1"} if local else None
         for name, argv in specs:
-            self.start_child(children, name, argv)
+            self.start_child(children, name, argv, env=web_env if name == "web" else None)
 
     @staticmethod
     def worker_argv(queue: str, *, concurrency: int, level: str) -> list[str]:

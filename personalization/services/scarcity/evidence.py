@@ -5,12 +5,19 @@ rests on, and stores it with its measurement time in PostgreSQL (:class:`RuleEvi
 the latest per rule) and in Redis (one key per rule). What "viewed the offer" and
 "purchased it today" mean:
 
-- *viewed*: a distinct session that, inside the window, was shown a live variant
-  carrying the offer (an :class:`Exposure`, recorded by the decision engine itself)
-  or sent a touchpoint whose ``interaction_data.sku`` is the offer's SKU (received
-  inside the window, by server time). The visitor's own session may be among them.
-- *purchased today*: ``purchase`` conversions whose ``product.sku`` is the offer's
-  SKU, since midnight (``TIME_ZONE``), counted as orders.
+- *viewed*: the people (:func:`journeys.selectors.people_count`) of the sessions that,
+  inside the window, were shown a live variant carrying the offer (an
+  :class:`Exposure`, recorded by the decision engine itself) or sent a touchpoint whose
+  ``interaction_data.sku`` is the offer's SKU (received inside the window, by server
+  time). The visitor's own session may be among them.
+- *purchased today*: the people of the sessions with a ``purchase`` conversion whose
+  ``product.sku`` is the offer's SKU, since midnight (``TIME_ZONE``).
+
+Both claims say "people": sessions of crawlers, headless browsers and floods do not
+count, one client address counts once however many sessions, visitor ids or page views
+it sent, and an address or person whose volume marks a flood counts as nobody
+(:func:`journeys.selectors.people_count`): a flood from one address, or a crawler's
+visits, never raise a count.
 - stock: the offer's ``stock_remaining`` and ``restock_at``, measured when the shop
   last reported it (``stock_updated_at``), not when the worker copied it.
 - deadline, flash sale: the offer's approved ``starts_at``/``ends_at``/discount.
@@ -32,6 +39,7 @@ from django.utils import timezone
 from core.config_cache import VersionedCache, bump
 from core.redis_breaker import redis_call
 from journeys.models import ConversionEvent, Touchpoint
+from journeys.selectors import people_count
 from personalization.models import ContentVariant, Exposure, Offer, RuleEvidence, ScarcityRule, Status, TriggerType
 from personalization.services.scarcity.config import (
     RuleConfig,
@@ -53,20 +61,23 @@ def today_start(now: datetime) -> datetime:
 
 
 def viewers_count(*, offer_id: int, site_id: int, sku: str, since: datetime, until: datetime) -> int:
-    """Distinct sessions that viewed the offer in ``[since, until]`` (module docstring)."""
+    """People who viewed the offer in ``[since, until]`` (module docstring)."""
     exposed = Exposure.objects.filter(
         variant__published__offer=offer_id, exposed_at__gte=since, exposed_at__lte=until
     ).values("session_id")
     touched = Touchpoint.objects.filter(
         site_id=site_id, received_at__gte=since, received_at__lte=until, interaction_data__sku=sku
     ).values("session_id")
-    return exposed.union(touched).count()
+    return people_count(exposed.union(touched, all=True))
 
 
 def purchases_count(*, site_id: int, sku: str, since: datetime, until: datetime) -> int:
-    return ConversionEvent.objects.filter(
-        site_id=site_id, type="purchase", product__sku=sku, converted_at__gte=since, converted_at__lte=until
-    ).count()
+    """People who bought the offer's SKU in ``[since, until]`` (module docstring)."""
+    return people_count(
+        ConversionEvent.objects.filter(
+            site_id=site_id, type="purchase", product__sku=sku, converted_at__gte=since, converted_at__lte=until
+        ).values("session_id")
+    )
 
 
 def _audience_of(offer_id: int, site_id: int) -> tuple[bool, list[int]]:

@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 
 from core import statistics
 from journeys.models import ConversionEvent, JourneySession
+from journeys.selectors import human_sessions_sql
 from personalization.models import Experiment, ExperimentArm, Exposure, HoldoutMembership
 
 REVERSAL_TYPES = ("refund", "cancellation")
@@ -67,11 +68,13 @@ WHERE h.rule_id = ANY(%(units)s)
 
 # Per session first, but only for the sessions with a conversion after exposure (a small
 # share): the other sessions only count, and count as bounced when quiet (at most one
-# touchpoint, still in awareness). A quiet session that converted is not a bounce.
+# touchpoint, still in awareness). A quiet session that converted is not a bounce. Only
+# sessions a person started count (journeys.selectors.human_sessions_sql), as in the optimizer.
 SUMS_SQL = """
 WITH units AS (
     SELECT u.*, s.total_touchpoints <= 1 AND s.max_stage = 'awareness' AS quiet
     FROM ({units}) u JOIN {sessions} s ON s.id = u.session_id
+    WHERE {human}
 ), conv AS (
     SELECT u.unit, u.arm, u.session_id, u.since, u.goal, u.quiet, c.type, c.value, c.currency, c.converted_at,
            c.type = ANY(%(reversals)s) AS reversal
@@ -147,7 +150,9 @@ def _sums(units_sql: str, params: dict, *, fresh: bool = False) -> dict[int, dic
         cached = _cached(key)
         if cached is not None:
             return cached
-    sql = SUMS_SQL.format(units=units_sql, conversions=_CONVERSIONS, sessions=_SESSIONS)
+    sql = SUMS_SQL.format(
+        units=units_sql, conversions=_CONVERSIONS, sessions=_SESSIONS, human=human_sessions_sql("u.session_id")
+    )
     out: dict[int, dict[int, ArmSums]] = {}
     with transaction.atomic(), connection.cursor() as cursor:
         # As the optimizer's counts: JIT compilation costs more than this query takes.

@@ -773,15 +773,15 @@ CASES = [
 
 
 @pytest.fixture
-def world(site, api, staff_user):
-    """A site with a session and its visitor, its keys and a staff token: what the cases name
-    exists (the stock feed's cases add an offer), so each refusal is about the bad part only."""
+def world(site, api, privacy_officer):
+    """A site with a session and its visitor, its keys and a staff token (of a privacy officer,
+    who may also export and erase visitors): what the cases name exists (the stock feed's cases add an offer), so each refusal is about the bad part only."""
     assert start(api, SESSION, visitor_id=VISITOR).status_code == 201
     return {
         "site": site,
         "public_key": site.public_key,
         "secret_key": site_secret_rotate(site=site),
-        "token": Token.objects.get_or_create(user=staff_user)[0].key,
+        "token": Token.objects.get_or_create(user=privacy_officer)[0].key,
     }
 
 

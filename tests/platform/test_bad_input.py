@@ -775,7 +775,8 @@ CASES = [
 @pytest.fixture
 def world(site, api, privacy_officer):
     """A site with a session and its visitor, its keys and a staff token (of a privacy officer,
-    who may also export and erase visitors): what the cases name exists (the stock feed's cases add an offer), so each refusal is about the bad part only."""
+    who may also export and erase visitors): what the cases name exists (the stock feed's
+    cases add an offer), so each refusal is about the bad part only."""
     assert start(api, SESSION, visitor_id=VISITOR).status_code == 201
     return {
         "site": site,
